@@ -1,0 +1,1 @@
+"""Attention layers: encoder states (B, T, H) and a padding mask -> a summary per example."""

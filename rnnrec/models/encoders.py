@@ -1,0 +1,50 @@
+"""Recurrent encoders: (B, T, E) embedded items -> (B, T, H) states, one per position."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class RecurrentEncoder(nn.Module):
+    """A vanilla RNN (tanh), GRU or LSTM from ``torch.nn`` over right-padded sequences.
+
+    The recurrence is causal, so padding after a sequence's end cannot change the states of
+    its real positions; padded positions are simply ignored downstream. That is why no
+    packing is needed.
+
+    Args:
+        cell: ``rnn``, ``gru`` or ``lstm``.
+        input_size: embedding size fed in at each position.
+        hidden_size: state size H.
+        num_layers: stacked layers.
+        dropout: dropout between stacked layers (``torch.nn`` applies none after the last).
+    """
+
+    def __init__(
+        self,
+        cell: Literal["rnn", "gru", "lstm"],
+        input_size: int,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"encoder.cell must be one of {sorted(CELLS)}, got {cell!r}")
+        self.hidden_size = hidden_size
+        self.rnn = CELLS[cell](
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+
+    def forward(self, embedded: torch.Tensor) -> torch.Tensor:
+        states, _ = self.rnn(embedded)  # (B, T, H)
+        return states

@@ -1,0 +1,36 @@
+"""Output layer: a summary vector (..., H) -> a score for every item (..., N + 1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ItemScorer(nn.Module):
+    """Scores every item; column 0 (padding) is always minus infinity.
+
+    With ``item_embedding`` given, scores are dot products with the input embedding table
+    (tied weights), after a projection from H to the embedding size when the two differ.
+    Otherwise the layer has its own (N + 1, H) weight matrix.
+    """
+
+    def __init__(
+        self, hidden_size: int, num_items: int, item_embedding: nn.Embedding | None = None
+    ) -> None:
+        super().__init__()
+        self.item_embedding = item_embedding
+        if item_embedding is None:
+            self.projection: nn.Module = nn.Identity()
+            self.weight = nn.Parameter(torch.empty(num_items + 1, hidden_size))
+            nn.init.normal_(self.weight, std=hidden_size**-0.5)
+        else:
+            size = item_embedding.embedding_dim
+            self.projection = nn.Identity() if size == hidden_size else nn.Linear(hidden_size, size)
+        self.bias = nn.Parameter(torch.zeros(num_items + 1))
+
+    def forward(self, summary: torch.Tensor) -> torch.Tensor:
+        weight = self.weight if self.item_embedding is None else self.item_embedding.weight
+        scores = self.projection(summary) @ weight.T + self.bias  # (..., N + 1)
+        padding = torch.zeros_like(self.bias, dtype=torch.bool)
+        padding[0] = True
+        return scores.masked_fill(padding, float("-inf"))

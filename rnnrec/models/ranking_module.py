@@ -1,0 +1,64 @@
+"""Shared evaluation for every recommender: full ranking of the catalogue, HR/NDCG/MRR@K."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import lightning.pytorch as pl
+import torch
+
+from rnnrec.metrics.ranking import RankingMetrics
+
+log = logging.getLogger(__name__)
+
+
+class RankingModule(pl.LightningModule):
+    """Base class: subclasses implement :meth:`score`; evaluation is the same for all.
+
+    Args:
+        ks: cut-offs K for HR@K, NDCG@K and MRR@K.
+        exclude_seen: rank only items outside the example's input history. Seen items get a
+            score of minus infinity (not zero, which could still outrank negative scores).
+    """
+
+    def __init__(self, ks: Sequence[int] = (5, 10, 20), exclude_seen: bool = True) -> None:
+        super().__init__()
+        self.exclude_seen = exclude_seen
+        self.val_metrics = RankingMetrics(ks)
+        self.test_metrics = RankingMetrics(ks)
+
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, N + 1) scores of every item for each evaluation example."""
+        raise NotImplementedError
+
+    def ranking_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scores with padding, and seen items when excluded, set to minus infinity."""
+        scores = self.score(batch).float()  # (B, N + 1)
+        scores[:, 0] = float("-inf")
+        if self.exclude_seen:
+            scores[batch["seen_example"], batch["seen_items"]] = float("-inf")
+        return scores
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.val_metrics.update(self.ranking_scores(batch), batch["targets"])
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.test_metrics.update(self.ranking_scores(batch), batch["targets"])
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    def _log_metrics(self, prefix: str, metrics: RankingMetrics) -> None:
+        values = {f"{prefix}/{key}": value.float() for key, value in metrics.compute().items()}
+        # The metric state is already summed over processes, hence no sync_dist.
+        self.log_dict(values, prog_bar=False)
+        metrics.reset()
+        if not self.trainer.sanity_checking:
+            summary = ", ".join(
+                f"{key} {float(value):.4f}" for key, value in values.items() if key.endswith("_10")
+            )
+            log.info("epoch %d %s", self.current_epoch, summary)

@@ -1,0 +1,161 @@
+"""``rnnrec-recommend``: top-k items, in raw ids, from a trained run for a user or a history."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rnnrec.tracking.mlflow_run import resolve_tracking_uri
+from rnnrec.train import build_model_from_facts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedRun:
+    """What a finished training run left behind, enough to recommend without the data file."""
+
+    config: DictConfig
+    state_dict: dict[str, torch.Tensor]
+    item_ids: np.ndarray  # (N,) raw item id of item index i + 1, as strings
+    user_ids: np.ndarray  # (U,) raw user id of user index u + 1, as strings
+    user_ptr: np.ndarray  # (U + 2,) CSR offsets into ``items``
+    items: np.ndarray  # (R,) every user's item sequence, concatenated
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> TrainedRun:
+        """Read a folder laid out like the run's MLflow artifacts."""
+        histories = np.load(folder / "data" / "histories.npz")
+        weights = torch.load(folder / "model" / "model.pt", map_location="cpu", weights_only=True)
+        return cls(
+            config=OmegaConf.load(folder / "config.yaml"),  # type: ignore[arg-type]
+            state_dict=weights["state_dict"],
+            item_ids=_raw_ids(folder / "data" / "item_ids.csv"),
+            user_ids=_raw_ids(folder / "data" / "user_ids.csv"),
+            user_ptr=histories["user_ptr"],
+            items=histories["item"].astype(np.int64),
+        )
+
+    def model(self) -> torch.nn.Module:
+        num_items = len(self.item_ids)
+        model = build_model_from_facts(
+            self.config.model,
+            {
+                "num_items": lambda: num_items,
+                "item_counts": lambda: np.zeros(num_items + 1),  # restored from the state dict
+            },
+        )
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+
+def download_run(run_id: str, tracking_uri: str, destination: Path) -> Path:
+    """Fetch a run's artifacts from MLflow into ``destination``."""
+    import mlflow
+
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, tracking_uri=tracking_uri, dst_path=str(destination)
+        )
+    )
+
+
+def recommend(
+    run: TrainedRun, history: np.ndarray, k: int, exclude_seen: bool
+) -> list[tuple[str, float]]:
+    """Top-``k`` raw item ids and scores after the item-index ``history`` (oldest first)."""
+    model = run.model()
+    model.exclude_seen = exclude_seen
+    max_len = int(run.config.data.max_len)
+    inputs = torch.tensor(history[-max_len:], dtype=torch.long).unsqueeze(0)  # (1, T)
+    batch = {
+        "inputs": inputs,
+        "lengths": torch.tensor([inputs.size(1)]),
+        "targets": torch.zeros(1, dtype=torch.long),
+        "seen_example": torch.zeros(len(history), dtype=torch.long),
+        "seen_items": torch.tensor(history, dtype=torch.long),
+    }
+    with torch.no_grad():
+        scores = model.ranking_scores(batch)[0]  # (N + 1,)
+    k = min(k, int(torch.isfinite(scores).sum()))
+    top = torch.topk(scores, k)
+    return [
+        (str(run.item_ids[i - 1]), float(s))
+        for i, s in zip(top.indices.tolist(), top.values.tolist(), strict=True)
+    ]
+
+
+def lookup(raw: list[str], ids: np.ndarray, kind: str) -> np.ndarray:
+    """Indices (1-based) of raw ids; unknown ones are reported on stderr and skipped."""
+    index = pd.Series(np.arange(1, len(ids) + 1), index=ids.astype(str))
+    known = [value for value in raw if value in index.index]
+    for value in raw:
+        if value not in index.index:
+            print(f"unknown {kind} id {value!r}: skipped", file=sys.stderr)
+    return index.loc[known].to_numpy(np.int64) if known else np.zeros(0, dtype=np.int64)
+
+
+def _raw_ids(path: Path) -> np.ndarray:
+    return pd.read_csv(path, dtype={"raw_id": str}, keep_default_na=False)["raw_id"].to_numpy()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="rnnrec-recommend", description=__doc__)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-id", help="MLflow run id of a finished rnnrec-train run")
+    source.add_argument(
+        "--run-folder", type=Path, help="a folder with that run's artifacts, already downloaded"
+    )
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="raw user id from the training data")
+    who.add_argument("--items", nargs="+", help="raw item ids of a history, oldest first")
+    parser.add_argument("-k", type=int, default=10, help="number of items (default 10)")
+    parser.add_argument(
+        "--include-seen", action="store_true", help="allow items already in the history"
+    )
+    parser.add_argument(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or ./mlflow.db)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = parse_args(argv)
+    if args.run_folder is not None:
+        run = TrainedRun.from_folder(args.run_folder)
+    else:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            uri = resolve_tracking_uri(args.tracking_uri)
+            run = TrainedRun.from_folder(download_run(args.run_id, uri, Path(folder)))
+
+    if args.user is not None:
+        users = lookup([args.user], run.user_ids, "user")
+        if len(users) == 0:
+            return 1
+        history = run.items[run.user_ptr[users[0]] : run.user_ptr[users[0] + 1]]
+    else:
+        history = lookup(args.items, run.item_ids, "item")
+        if len(history) == 0:
+            print("no known item in the history", file=sys.stderr)
+            return 1
+
+    for rank, (item, score) in enumerate(
+        recommend(run, history, args.k, exclude_seen=not args.include_seen), start=1
+    ):
+        print(f"{rank:>3}  {item:<20} {score:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""MLflow bookkeeping around a training run: store location, params, tags, final status."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Param
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+# MLflow accepts longer values, but the UI's parameter table becomes unreadable past this.
+MAX_PARAM_LENGTH = 500
+
+
+def resolve_tracking_uri(configured: str | None = None) -> str:
+    """The configured URI, else ``$MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the cwd.
+
+    The default is an absolute ``sqlite:///`` URI, which is where ``mlflow ui`` started in
+    the same directory looks. (Lightning's logger would otherwise pick a ``file:`` store,
+    which current MLflow refuses.)
+    """
+    if configured:
+        return configured
+    from_env = os.environ.get("MLFLOW_TRACKING_URI")
+    if from_env:
+        return from_env
+    return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> ``{"encoder.hidden_size": "64", ...}``, long values shortened."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, prefix=f"{name}."))
+            continue
+        text = str(value)
+        if len(text) > MAX_PARAM_LENGTH:
+            log.warning(
+                "param %s is %d characters long; shortened in MLflow (full value in config.yaml)",
+                name,
+                len(text),
+            )
+            text = text[: MAX_PARAM_LENGTH - 3] + "..."
+        flat[name] = text
+    return flat
+
+
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
+    """Log params in batches of MLflow's per-request maximum (100)."""
+    items = [Param(key, value) for key, value in params.items()]
+    for begin in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[begin : begin + 100])
+
+
+def git_commit() -> str:
+    """Commit hash of the source tree, with ``-dirty`` when it has uncommitted changes."""
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def end_status(error: BaseException | None) -> str:
+    """MLflow run status for how a run ended: finished, killed by the user, or failed."""
+    if error is None:
+        return "FINISHED"
+    if isinstance(error, KeyboardInterrupt | SystemExit):
+        return "KILLED"
+    return "FAILED"

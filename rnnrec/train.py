@@ -1,0 +1,203 @@
+"""``rnnrec-train``: train and evaluate one recommender, tracked in MLflow (a Hydra app)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning.pytorch as pl
+import torch
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig, OmegaConf
+
+from rnnrec.data.datamodule import SequenceDataModule
+from rnnrec.tracking import mlflow_run
+from rnnrec.tracking.timing import EpochTimer
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
+    """Fit on the training split, select the best epoch on validation, evaluate on test.
+
+    Returns every final metric, keyed as in MLflow (``test/ndcg_10``, ``time/fit_s``, ...),
+    and the MLflow run id.
+    """
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule: SequenceDataModule = instantiate(cfg.data)
+    datamodule.load()
+    log.info("data %s: %s", datamodule.name, datamodule.fingerprint)
+
+    model = build_model(cfg.model, datamodule)
+    num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("model %s with %d trainable parameters", type(model).__name__, num_params)
+
+    logger = MLFlowLogger(
+        experiment_name=cfg.logger.experiment_name,
+        run_name=cfg.logger.run_name,
+        tracking_uri=mlflow_run.resolve_tracking_uri(cfg.logger.tracking_uri),
+        tags={"git_commit": mlflow_run.git_commit(), "data_fingerprint": datamodule.fingerprint},
+    )
+    error: BaseException | None = None
+    try:
+        log_run_inputs(logger, cfg, datamodule)
+        results = fit_and_test(cfg, datamodule, model, logger)
+        results["model/num_params"] = float(num_params)
+        logger.log_metrics(results)
+        return results, logger.run_id
+    except BaseException as caught:
+        error = caught
+        raise
+    finally:
+        status = mlflow_run.end_status(error)
+        logger.experiment.set_terminated(logger.run_id, status)
+        log.info("MLflow run %s ended %s", logger.run_id, status)
+
+
+def build_model(model_cfg: DictConfig, datamodule: SequenceDataModule) -> pl.LightningModule:
+    """Instantiate the model config, passing the data facts its constructor asks for."""
+    return build_model_from_facts(
+        model_cfg,
+        {"num_items": lambda: datamodule.num_items, "item_counts": datamodule.train_item_counts},
+    )
+
+
+def build_model_from_facts(
+    model_cfg: DictConfig, available: dict[str, Callable[[], Any]]
+) -> pl.LightningModule:
+    """Instantiate ``model_cfg`` with those of ``available`` that its constructor takes."""
+    wanted = inspect.signature(get_class(model_cfg._target_)).parameters
+    extra = {name: make() for name, make in available.items() if name in wanted}
+    return instantiate(model_cfg, **extra)
+
+
+def log_run_inputs(logger: MLFlowLogger, cfg: DictConfig, datamodule: SequenceDataModule) -> None:
+    """Params (flattened config), the full config file and the id maps of this run."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    mlflow_run.log_params(logger.experiment, logger.run_id, mlflow_run.flatten(resolved))
+    with tempfile.TemporaryDirectory() as folder:
+        config_file = Path(folder) / "config.yaml"
+        config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        logger.experiment.log_artifact(logger.run_id, str(config_file))
+        for path in datamodule.save_id_maps(Path(folder)):
+            logger.experiment.log_artifact(logger.run_id, str(path), artifact_path="data")
+
+
+def fit_and_test(
+    cfg: DictConfig,
+    datamodule: SequenceDataModule,
+    model: pl.LightningModule,
+    logger: MLFlowLogger,
+) -> dict[str, float]:
+    """Train with early stopping on validation, then validate and test the best checkpoint."""
+    timer = EpochTimer()
+    callbacks = [timer] + [instantiate(c) for c in cfg.callbacks.values()]
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+
+    fit_seconds = 0.0
+    best: str | None = None
+    if getattr(model, "trainable", True):
+        started = time.perf_counter()
+        trainer.fit(model, datamodule=datamodule)
+        fit_seconds = time.perf_counter() - started
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
+        if best is None:
+            log.warning("no best checkpoint was saved; evaluating the final weights")
+
+    results: dict[str, float] = {}
+    results.update(_floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best)))
+    started = time.perf_counter()
+    results.update(_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best)))
+    results["time/test_s"] = time.perf_counter() - started
+    results["time/fit_s"] = fit_seconds
+    results["time/epoch_s"] = timer.median_epoch_seconds
+    results["train/epochs"] = float(len(timer.epoch_seconds))
+    save_model_artifacts(logger, model, best, datamodule)
+    return results
+
+
+def save_model_artifacts(
+    logger: MLFlowLogger,
+    model: pl.LightningModule,
+    checkpoint: str | None,
+    datamodule: SequenceDataModule,
+) -> None:
+    """Log what ``rnnrec-recommend`` needs: the best weights and every user's history.
+
+    Weights are a plain state dict, loadable with ``weights_only=True``.
+    """
+    if checkpoint is not None:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    else:
+        state = model.state_dict()
+    with tempfile.TemporaryDirectory() as folder:
+        weights = Path(folder) / "model.pt"
+        torch.save({"state_dict": state, "model_class": type(model).__name__}, weights)
+        logger.experiment.log_artifact(logger.run_id, str(weights), artifact_path="model")
+        histories = Path(folder) / "histories.npz"
+        datamodule.save_histories(histories)
+        logger.experiment.log_artifact(logger.run_id, str(histories), artifact_path="data")
+
+
+def _floats(results: list[dict[str, Any]]) -> dict[str, float]:
+    return {key: float(value) for result in results for key, value in result.items()}
+
+
+def print_summary(results: dict[str, float], run_id: str | None) -> None:
+    """The short table a user reads at the end of a run."""
+    rows = [("metric", "@5", "@10", "@20")]
+    for part in ("val", "test"):
+        for name in ("hr", "ndcg", "mrr"):
+            values = [results.get(f"{part}/{name}_{k}") for k in (5, 10, 20)]
+            rows.append((f"{part} {name}", *("-" if v is None else f"{v:.4f}" for v in values)))
+    print()
+    for row in rows:
+        print(f"{row[0]:<12}" + "".join(f"{cell:>9}" for cell in row[1:]))
+    print(
+        f"\ntraining {results.get('time/fit_s', 0):.1f} s "
+        f"({results.get('train/epochs', 0):.0f} epochs, median {results.get('time/epoch_s', 0):.2f}"
+        f" s), test {results.get('time/test_s', 0):.2f} s, "
+        f"{results.get('model/num_params', 0):.0f} parameters"
+    )
+    if run_id:
+        print(
+            f"MLflow run {run_id} (open with: mlflow ui --backend-store-uri "
+            f"{mlflow_run.resolve_tracking_uri()})"
+        )
+
+
+def _quiet_third_parties() -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # Device banners and advertising tips from Lightning; warnings still come through.
+    for name in ("alembic", "mlflow", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Raised inside Lightning 2.6 itself against newer torch; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point; returns validation NDCG@10 for sweepers."""
+    _quiet_third_parties()
+    results, run_id = train(cfg)
+    print_summary(results, run_id)
+    return results.get(cfg.optimized_metric, float("nan"))
+
+
+if __name__ == "__main__":
+    main()
