@@ -17,3 +17,8 @@ class LastState(nn.Module):
         """Summary at each sequence's last real position: (B, T, H) -> (B, H)."""
         index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.size(-1))  # (B, 1, H)
         return states.gather(1, index).squeeze(1)
+
+    def weights(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Weights for inspection: each real position puts 1 on itself, (B, T, T)."""
+        eye = torch.eye(states.size(1), dtype=states.dtype, device=states.device)  # (T, T)
+        return eye * mask.unsqueeze(-1).to(states.dtype)  # (B, T, T); padding rows all 0
