@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rnnrec.models.ranking_module import RankingModule
 from rnnrec.tracking.mlflow_run import resolve_tracking_uri
 from rnnrec.train import build_model_from_facts
 
@@ -44,7 +45,7 @@ class TrainedRun:
             items=histories["item"].astype(np.int64),
         )
 
-    def model(self) -> torch.nn.Module:
+    def model(self) -> RankingModule:
         num_items = len(self.item_ids)
         model = build_model_from_facts(
             self.config.model,
@@ -53,8 +54,11 @@ class TrainedRun:
                 "item_counts": lambda: np.zeros(num_items + 1),  # restored from the state dict
             },
         )
+        if not isinstance(model, RankingModule):
+            raise TypeError(f"{type(model).__name__} is not an rnnrec recommender")
         model.load_state_dict(self.state_dict)
-        return model.eval()
+        model.eval()
+        return model
 
 
 def download_run(run_id: str, tracking_uri: str, destination: Path) -> Path:

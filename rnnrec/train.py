@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
         results = fit_and_test(cfg, datamodule, model, logger)
         results["model/num_params"] = float(num_params)
         logger.log_metrics(results)
-        return results, logger.run_id
+        return results, str(logger.run_id)
     except BaseException as caught:
         error = caught
         raise
@@ -67,10 +67,35 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
 
 
 def build_model(model_cfg: DictConfig, datamodule: SequenceDataModule) -> pl.LightningModule:
-    """Instantiate the model config, passing the data facts its constructor asks for."""
+    """Instantiate the model config, passing the data facts its constructor asks for.
+
+    Facts are computed only when asked for: ``pretrained_item_vectors`` (from the model's
+    ``embedding`` settings, cached) may take a while.
+    """
+    from rnnrec.models.pretraining import cached_item_vectors
+    from rnnrec.models.user_fusion import users_with_training_windows
+
+    datamodule.load()
+    data = datamodule.interactions
+    assert data is not None
+    embedding = model_cfg.get("embedding") or {}
+
+    def pretrained_item_vectors() -> Any:
+        if embedding.get("name", "random") != "pretrained":
+            return None
+        return cached_item_vectors(datamodule, embedding, int(model_cfg.embedding_size))
+
     return build_model_from_facts(
         model_cfg,
-        {"num_items": lambda: datamodule.num_items, "item_counts": datamodule.train_item_counts},
+        {
+            "num_items": lambda: datamodule.num_items,
+            "item_counts": datamodule.train_item_counts,
+            "num_users": lambda: data.num_users,
+            "known_users": lambda: users_with_training_windows(
+                data.user[datamodule.train_starts], data.num_users
+            ),
+            "pretrained_item_vectors": pretrained_item_vectors,
+        },
     )
 
 
@@ -87,7 +112,8 @@ def log_run_inputs(logger: MLFlowLogger, cfg: DictConfig, datamodule: SequenceDa
     """Params (flattened config), the full config file and the id maps of this run."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
-    mlflow_run.log_params(logger.experiment, logger.run_id, mlflow_run.flatten(resolved))
+    run_id = str(logger.run_id)
+    mlflow_run.log_params(logger.experiment, run_id, mlflow_run.flatten(resolved))  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as folder:
         config_file = Path(folder) / "config.yaml"
         config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -114,7 +140,7 @@ def fit_and_test(
         trainer.fit(model, datamodule=datamodule)
         fit_seconds = time.perf_counter() - started
         checkpoint = trainer.checkpoint_callback
-        best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
+        best = getattr(checkpoint, "best_model_path", None) or None
         if best is None:
             log.warning("no best checkpoint was saved; evaluating the final weights")
 
@@ -153,20 +179,25 @@ def save_model_artifacts(
         logger.experiment.log_artifact(logger.run_id, str(histories), artifact_path="data")
 
 
-def _floats(results: list[dict[str, Any]]) -> dict[str, float]:
+def _floats(results: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return {key: float(value) for result in results for key, value in result.items()}
 
 
 def print_summary(results: dict[str, float], run_id: str | None) -> None:
     """The short table a user reads at the end of a run."""
-    rows = [("metric", "@5", "@10", "@20")]
+    rows: list[tuple[str, ...]] = [("metric", "@5", "@10", "@20")]
     for part in ("val", "test"):
         for name in ("hr", "ndcg", "mrr"):
             values = [results.get(f"{part}/{name}_{k}") for k in (5, 10, 20)]
             rows.append((f"{part} {name}", *("-" if v is None else f"{v:.4f}" for v in values)))
+    for other in ("test_seen_included", "test_seen_excluded"):
+        if f"{other}/ndcg_10" in results:
+            values = [results[f"{other}/ndcg_{k}"] for k in (5, 10, 20)]
+            label = "  seen items kept" if other.endswith("included") else "  seen items dropped"
+            rows.append((f"test ndcg{label}", *(f"{v:.4f}" for v in values)))
     print()
     for row in rows:
-        print(f"{row[0]:<12}" + "".join(f"{cell:>9}" for cell in row[1:]))
+        print(f"{row[0]:<32}" + "".join(f"{cell:>9}" for cell in row[1:]))
     print(
         f"\ntraining {results.get('time/fit_s', 0):.1f} s "
         f"({results.get('train/epochs', 0):.0f} epochs, median {results.get('time/epoch_s', 0):.2f}"

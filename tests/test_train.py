@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,7 @@ def test_run_logs_every_key_params_tags_and_artifacts(trained_run):
     for key in FINAL_KEYS:
         assert run.data.metrics[key] == pytest.approx(results[key])
     assert 0.0 <= run.data.metrics["test/hr_5"] <= run.data.metrics["test/hr_10"] <= 1.0
+    assert 0.0 <= run.data.metrics["test_seen_included/ndcg_10"] <= 1.0
     assert run.data.metrics["model/num_params"] > 0
     assert run.data.tags["data_fingerprint"]
     assert run.data.tags["git_commit"]
@@ -129,7 +131,10 @@ def test_multirun_over_two_encoders_from_the_command_line(workdir):
         "+trainer.limit_train_batches=2",
         f"hydra.sweep.dir={workdir / 'multirun'}",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # Earlier in-process runs leave MLFLOW_TRACKING_URI set (MLflow exports it); the
+    # command should find the default store, ./mlflow.db, on its own.
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     runs = client.search_runs(client.get_experiment_by_name("rnnrec").experiment_id)

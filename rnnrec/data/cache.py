@@ -33,7 +33,7 @@ def save_arrays_atomically(target: Path, arrays: Mapping[str, np.ndarray]) -> No
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
+            np.savez(file, **arrays)  # type: ignore[arg-type]
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -65,7 +65,7 @@ class SequenceDataModule(pl.LightningDataModule):
         self.name = name
         self.path = Path(path).expanduser() if path else None
         self.format = format
-        self.read_options = {
+        self.read_options: dict[str, Any] = {
             "user_col": user_col,
             "item_col": item_col,
             "time_col": time_col,
@@ -172,7 +172,9 @@ class SequenceDataModule(pl.LightningDataModule):
         self.load()
 
     def train_dataloader(self) -> DataLoader:
-        dataset = TrainingWindows(self._items(), self.train_starts, self.train_lengths)
+        assert self.interactions is not None
+        users = torch.from_numpy(self.interactions.user)
+        dataset = TrainingWindows(self._items(), users, self.train_starts, self.train_lengths)
         generator = torch.Generator().manual_seed(self.seed)
         sampler = BatchSampler(RandomSampler(dataset, generator=generator), self.batch_size, False)
         return self._loader(dataset, sampler)

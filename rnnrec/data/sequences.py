@@ -69,10 +69,13 @@ def padded(values: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor) ->
 class TrainingWindows(torch.utils.data.Dataset):
     """Training windows; indexing with a list of window ids returns a whole padded batch."""
 
-    def __init__(self, items: torch.Tensor, starts: np.ndarray, lengths: np.ndarray) -> None:
+    def __init__(
+        self, items: torch.Tensor, users: torch.Tensor, starts: np.ndarray, lengths: np.ndarray
+    ) -> None:
         self.items = items
         self.starts = torch.from_numpy(starts)
         self.lengths = torch.from_numpy(lengths)
+        self.users = users[self.starts]  # (W,) owner of each window
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -84,6 +87,7 @@ class TrainingWindows(torch.utils.data.Dataset):
             "inputs": padded(self.items, starts, lengths),  # (B, T)
             "targets": padded(self.items, starts + 1, lengths),  # (B, T), 0 = no target
             "lengths": lengths,  # (B,)
+            "users": self.users[index_t],  # (B,)
         }
 
 

@@ -47,6 +47,8 @@ class RankingMetrics(Metric):
     """
 
     full_state_update = False
+    sums: torch.Tensor
+    count: torch.Tensor
 
     def __init__(self, ks: Sequence[int] = (5, 10, 20)) -> None:
         super().__init__()

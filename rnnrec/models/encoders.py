@@ -37,6 +37,8 @@ class RecurrentEncoder(nn.Module):
         if cell not in CELLS:
             raise ValueError(f"encoder.cell must be one of {sorted(CELLS)}, got {cell!r}")
         self.hidden_size = hidden_size
+        # (states per layer, layers) of ``initial_state``: an LSTM carries (h, c).
+        self.state_shape = (2 if cell == "lstm" else 1, num_layers)
         self.rnn = CELLS[cell](
             input_size,
             hidden_size,
@@ -45,6 +47,14 @@ class RecurrentEncoder(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
 
-    def forward(self, embedded: torch.Tensor) -> torch.Tensor:
-        states, _ = self.rnn(embedded)  # (B, T, H)
+    def forward(
+        self,
+        embedded: torch.Tensor,
+        initial_state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """(B, T, E) -> (B, T, H); ``initial_state`` is (L, B, H), or (h0, c0) for an LSTM.
+
+        Without ``initial_state`` every layer starts from zeros, as in ``torch.nn``.
+        """
+        states, _ = self.rnn(embedded, initial_state)  # (B, T, H)
         return states

@@ -18,6 +18,7 @@ class PopularityRecommender(RankingModule):
     """
 
     trainable = False
+    counts: torch.Tensor
 
     def __init__(
         self,

@@ -20,6 +20,8 @@ class RankingModule(pl.LightningModule):
         ks: cut-offs K for HR@K, NDCG@K and MRR@K.
         exclude_seen: rank only items outside the example's input history. Seen items get a
             score of minus infinity (not zero, which could still outrank negative scores).
+            Test metrics are also logged the other way, under ``test_seen_included/`` or
+            ``test_seen_excluded/``, since published numbers use both protocols.
     """
 
     def __init__(self, ks: Sequence[int] = (5, 10, 20), exclude_seen: bool = True) -> None:
@@ -27,16 +29,27 @@ class RankingModule(pl.LightningModule):
         self.exclude_seen = exclude_seen
         self.val_metrics = RankingMetrics(ks)
         self.test_metrics = RankingMetrics(ks)
+        self.test_metrics_other_protocol = RankingMetrics(ks)
 
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, N + 1) scores of every item for each evaluation example."""
         raise NotImplementedError
 
-    def ranking_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def ranking_scores(
+        self, batch: dict[str, torch.Tensor], exclude_seen: bool | None = None
+    ) -> torch.Tensor:
         """Scores with padding, and seen items when excluded, set to minus infinity."""
         scores = self.score(batch).float()  # (B, N + 1)
+        return self._mask(
+            scores, batch, self.exclude_seen if exclude_seen is None else exclude_seen
+        )
+
+    @staticmethod
+    def _mask(
+        scores: torch.Tensor, batch: dict[str, torch.Tensor], exclude_seen: bool
+    ) -> torch.Tensor:
         scores[:, 0] = float("-inf")
-        if self.exclude_seen:
+        if exclude_seen:
             scores[batch["seen_example"], batch["seen_items"]] = float("-inf")
         return scores
 
@@ -44,13 +57,18 @@ class RankingModule(pl.LightningModule):
         self.val_metrics.update(self.ranking_scores(batch), batch["targets"])
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.test_metrics.update(self.ranking_scores(batch), batch["targets"])
+        scores = self.score(batch).float()  # (B, N + 1)
+        other = self._mask(scores.clone(), batch, not self.exclude_seen)
+        self.test_metrics.update(self._mask(scores, batch, self.exclude_seen), batch["targets"])
+        self.test_metrics_other_protocol.update(other, batch["targets"])
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_metrics)
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_metrics)
+        other = "test_seen_included" if self.exclude_seen else "test_seen_excluded"
+        self._log_metrics(other, self.test_metrics_other_protocol)
 
     def _log_metrics(self, prefix: str, metrics: RankingMetrics) -> None:
         values = {f"{prefix}/{key}": value.float() for key, value in metrics.compute().items()}

@@ -37,7 +37,9 @@ def test_training_batch_targets_are_inputs_shifted_by_one():
     data = interactions([9, 6])
     items = torch.from_numpy(data.item)
     starts, lengths = training_windows(data, leave_one_out(data), max_len=4)
-    batch = TrainingWindows(items, starts, lengths)[list(range(len(starts)))]
+    users = torch.from_numpy(data.user)
+    batch = TrainingWindows(items, users, starts, lengths)[list(range(len(starts)))]
+    assert batch["users"].tolist() == data.user[starts].tolist()
     for row in range(len(starts)):
         n = int(batch["lengths"][row])
         window = items[starts[row] : starts[row] + n + 1]
