@@ -51,6 +51,7 @@ class TrainedRun:
             self.config.model,
             {
                 "num_items": lambda: num_items,
+                "num_users": lambda: len(self.user_ids),
                 "item_counts": lambda: np.zeros(num_items + 1),  # restored from the state dict
             },
         )
@@ -73,9 +74,13 @@ def download_run(run_id: str, tracking_uri: str, destination: Path) -> Path:
 
 
 def recommend(
-    run: TrainedRun, history: np.ndarray, k: int, exclude_seen: bool
+    run: TrainedRun, history: np.ndarray, k: int, exclude_seen: bool, user: int = 0
 ) -> list[tuple[str, float]]:
-    """Top-``k`` raw item ids and scores after the item-index ``history`` (oldest first)."""
+    """Top-``k`` raw item ids and scores after the item-index ``history`` (oldest first).
+
+    ``user`` is the user index, or 0 for a history without a known user (models with user
+    embeddings then use their default user).
+    """
     model = run.model()
     model.exclude_seen = exclude_seen
     max_len = int(run.config.data.max_len)
@@ -84,6 +89,7 @@ def recommend(
         "inputs": inputs,
         "lengths": torch.tensor([inputs.size(1)]),
         "targets": torch.zeros(1, dtype=torch.long),
+        "users": torch.tensor([user]),
         "seen_example": torch.zeros(len(history), dtype=torch.long),
         "seen_items": torch.tensor(history, dtype=torch.long),
     }
@@ -143,11 +149,13 @@ def main(argv: list[str] | None = None) -> int:
             uri = resolve_tracking_uri(args.tracking_uri)
             run = TrainedRun.from_folder(download_run(args.run_id, uri, Path(folder)))
 
+    user = 0
     if args.user is not None:
         users = lookup([args.user], run.user_ids, "user")
         if len(users) == 0:
             return 1
-        history = run.items[run.user_ptr[users[0]] : run.user_ptr[users[0] + 1]]
+        user = int(users[0])
+        history = run.items[run.user_ptr[user] : run.user_ptr[user + 1]]
     else:
         history = lookup(args.items, run.item_ids, "item")
         if len(history) == 0:
@@ -155,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     for rank, (item, score) in enumerate(
-        recommend(run, history, args.k, exclude_seen=not args.include_seen), start=1
+        recommend(run, history, args.k, exclude_seen=not args.include_seen, user=user), start=1
     ):
         print(f"{rank:>3}  {item:<20} {score:.4f}")
     return 0

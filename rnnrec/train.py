@@ -72,6 +72,7 @@ def build_model(model_cfg: DictConfig, datamodule: SequenceDataModule) -> pl.Lig
     Facts are computed only when asked for: ``pretrained_item_vectors`` (from the model's
     ``embedding`` settings, cached) may take a while.
     """
+    from rnnrec.models.itemknn import training_matrix
     from rnnrec.models.pretraining import cached_item_vectors
     from rnnrec.models.user_fusion import users_with_training_windows
 
@@ -95,6 +96,7 @@ def build_model(model_cfg: DictConfig, datamodule: SequenceDataModule) -> pl.Lig
                 data.user[datamodule.train_starts], data.num_users
             ),
             "pretrained_item_vectors": pretrained_item_vectors,
+            "train_matrix": lambda: training_matrix(data, datamodule.split.train_end),
         },
     )
 

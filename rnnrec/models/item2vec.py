@@ -98,7 +98,7 @@ def train_item2vec(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         log.info("item2vec epoch %d: loss %.4f, %d pairs", epoch, total / len(order), len(order))
 
     vectors = inputs.detach().numpy().astype(np.float32)

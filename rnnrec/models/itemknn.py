@@ -85,6 +85,8 @@ class ItemKNNRecommender(RankingModule):
     """
 
     trainable = False
+    similarity_index: torch.Tensor
+    similarity_values: torch.Tensor
 
     def __init__(
         self,
@@ -100,7 +102,7 @@ class ItemKNNRecommender(RankingModule):
             raise ValueError(f"model.neighbours must be at least 1, got {neighbours}")
         if train_matrix is None and num_items is None:
             raise ValueError("ItemKNNRecommender needs train_matrix or num_items")
-        size = train_matrix.shape[1] if train_matrix is not None else int(num_items) + 1
+        size = train_matrix.shape[1] if train_matrix is not None else int(num_items or 0) + 1
         if num_items is not None and size != num_items + 1:
             raise ValueError(f"train_matrix has {size} columns, expected num_items + 1")
         self.num_items = size - 1

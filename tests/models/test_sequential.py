@@ -27,7 +27,7 @@ def batch() -> dict[str, torch.Tensor]:
     return {"inputs": inputs, "targets": targets, "lengths": torch.tensor([5, 3, 4])}
 
 
-@pytest.mark.filterwarnings("ignore:You are trying to `self.log()`")
+@pytest.mark.filterwarnings("ignore:You are trying to")
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_a_few_steps_lower_the_loss(cell):
     recommender = model(cell)

@@ -76,14 +76,22 @@ def test_init_sets_every_layer_and_both_lstm_states(cell, expected):
         assert part.shape == (3, 2, 12)  # (L, B, H)
 
 
+def first_position_scores(recommender: SequentialRecommender, user: int) -> torch.Tensor:
+    """(3, N + 1) scores from the first position of every example, all as ``user``."""
+    return recommender.score(
+        {
+            "inputs": batch()["inputs"],
+            "lengths": torch.ones(3, dtype=torch.long),
+            "users": torch.full((3,), user),
+        }
+    )
+
+
 def test_init_changes_the_first_position_with_the_user():
     recommender = model("init").eval()
-    states = {u: recommender._states(batch([u, u, u])["inputs"], None) for u in (1, 2)}
-    users = {u: recommender._user_vectors(batch([u, u, u])) for u in (1, 2)}
-    first = {u: recommender._states(batch()["inputs"], users[u])[:, 0] for u in (1, 2)}
-    assert not torch.allclose(first[1], first[2])
-    # Without a user the encoder starts from zeros, as before.
-    assert torch.allclose(states[1], states[2])
+    assert not torch.allclose(
+        first_position_scores(recommender, 1), first_position_scores(recommender, 2)
+    )
 
 
 def test_none_mode_has_no_user_parameters_and_ignores_users():
@@ -92,6 +100,7 @@ def test_none_mode_has_no_user_parameters_and_ignores_users():
     assert sum(p.numel() for p in plain.parameters()) < sum(
         p.numel() for p in with_users.parameters()
     )
+    assert torch.equal(first_position_scores(plain, 1), first_position_scores(plain, 2))
     assert torch.equal(plain.score(batch([1, 2, 3])), plain.score(batch([3, 1, 2])))
 
 
@@ -122,7 +131,7 @@ def test_init_needs_a_recurrent_encoder():
         InitialStateFusion(num_users=3, hidden_size=4, state_shape=None)
 
 
-@pytest.mark.filterwarnings("ignore:You are trying to `self.log()`")
+@pytest.mark.filterwarnings(r"ignore:You are trying to `self.log\(\)`")
 @pytest.mark.parametrize("mode", ["init", "concat", "gate"])
 def test_a_few_steps_lower_the_loss(mode):
     recommender = model(mode)
