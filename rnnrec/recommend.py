@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from rnnrec.models.ranking_module import RankingModule
@@ -45,10 +46,41 @@ class TrainedRun:
             items=histories["item"].astype(np.int64),
         )
 
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Path) -> TrainedRun:
+        """Rebuild from a Lightning checkpoint in a run's output folder.
+
+        The folder's ``.hydra/config.yaml`` gives the config; ids and histories come from
+        the data again (from the preprocessing cache when it is still there).
+        """
+        config_file = checkpoint.resolve().parent.parent / ".hydra" / "config.yaml"
+        if not config_file.exists():
+            raise FileNotFoundError(
+                f"{config_file} not found: --checkpoint takes a checkpoint inside an "
+                "rnnrec-train output folder (outputs/DATE/TIME/checkpoints/*.ckpt)"
+            )
+        config: DictConfig = OmegaConf.load(config_file)  # type: ignore[assignment]
+        datamodule = instantiate(config.data)
+        datamodule.load()
+        data = datamodule.interactions
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+        return cls(
+            config=config,
+            state_dict=state,
+            item_ids=data.item_ids.astype(str),
+            user_ids=data.user_ids.astype(str),
+            user_ptr=data.user_ptr,
+            items=data.item,
+        )
+
     def model(self) -> RankingModule:
         num_items = len(self.item_ids)
+        model_cfg = self.config.model.copy()
+        if model_cfg.get("task") is not None:
+            # Task heads only shape training; scores come from the shared encoder alone.
+            model_cfg.task = None
         model = build_model_from_facts(
-            self.config.model,
+            model_cfg,
             {
                 "num_items": lambda: num_items,
                 "num_users": lambda: len(self.user_ids),
@@ -57,7 +89,8 @@ class TrainedRun:
         )
         if not isinstance(model, RankingModule):
             raise TypeError(f"{type(model).__name__} is not an rnnrec recommender")
-        model.load_state_dict(self.state_dict)
+        state = {k: v for k, v in self.state_dict.items() if not k.startswith("heads.")}
+        model.load_state_dict(state)
         model.eval()
         return model
 
@@ -124,6 +157,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source.add_argument(
         "--run-folder", type=Path, help="a folder with that run's artifacts, already downloaded"
     )
+    source.add_argument(
+        "--checkpoint", type=Path, help="a checkpoint in an rnnrec-train output folder"
+    )
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="raw user id from the training data")
     who.add_argument("--items", nargs="+", help="raw item ids of a history, oldest first")
@@ -142,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.run_folder is not None:
         run = TrainedRun.from_folder(args.run_folder)
+    elif args.checkpoint is not None:
+        run = TrainedRun.from_checkpoint(args.checkpoint)
     else:
         import tempfile
 

@@ -35,6 +35,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
     and the MLflow run id.
     """
     pl.seed_everything(cfg.seed, workers=True)
+    check_task_fits_model(cfg)
 
     datamodule: SequenceDataModule = instantiate(cfg.data)
     datamodule.load()
@@ -66,11 +67,23 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
         log.info("MLflow run %s ended %s", logger.run_id, status)
 
 
+def check_task_fits_model(cfg: DictConfig) -> None:
+    """Extra task heads need a model with a shared encoder (one whose config has ``task``)."""
+    task = cfg.get("task") or {}
+    heads = list(task.get("heads") or {})
+    if heads and "task" not in cfg.model:
+        raise ValueError(
+            f"task={task.get('name')} adds heads ({', '.join(heads)}) that only sequential "
+            f"models carry; model {cfg.model._target_} has none: use task=next_item"
+        )
+
+
 def build_model(model_cfg: DictConfig, datamodule: SequenceDataModule) -> pl.LightningModule:
     """Instantiate the model config, passing the data facts its constructor asks for.
 
     Facts are computed only when asked for: ``pretrained_item_vectors`` (from the model's
-    ``embedding`` settings, cached) may take a while.
+    ``embedding`` settings, cached) may take a while. Task heads (``model.task.heads``) are
+    checked against the data first, so a head whose data is missing fails before training.
     """
     from rnnrec.models.itemknn import training_matrix
     from rnnrec.models.pretraining import cached_item_vectors
@@ -80,6 +93,11 @@ def build_model(model_cfg: DictConfig, datamodule: SequenceDataModule) -> pl.Lig
     data = datamodule.interactions
     assert data is not None
     embedding = model_cfg.get("embedding") or {}
+    heads = set((model_cfg.get("task") or {}).get("heads") or {})
+    if "rating" in heads:
+        datamodule.require_ratings("task.rating")
+    if "genre" in heads:
+        datamodule.genre_matrix("task.genre")  # reads the item file now; kept for the fact
 
     def pretrained_item_vectors() -> Any:
         if embedding.get("name", "random") != "pretrained":
@@ -97,6 +115,12 @@ def build_model(model_cfg: DictConfig, datamodule: SequenceDataModule) -> pl.Lig
             ),
             "pretrained_item_vectors": pretrained_item_vectors,
             "train_matrix": lambda: training_matrix(data, datamodule.split.train_end),
+            "genre_matrix": lambda: (
+                datamodule.genre_matrix("task.genre") if "genre" in heads else None
+            ),
+            "rating_mean": lambda: (
+                datamodule.train_rating_mean("task.rating") if "rating" in heads else None
+            ),
         },
     )
 

@@ -95,6 +95,20 @@ def test_recommend_from_the_run(trained_run, capsys):
     assert recommend.main([*tracking, "--user", "no-such-user"]) == 1
 
 
+def test_recommend_from_a_checkpoint_matches_the_run(trained_run, workdir, capsys):
+    client, run_id, _ = trained_run
+    # Hydra writes the job's config here; compose() in the tests does not, so write it.
+    hydra_dir = workdir / "outputs" / ".hydra"
+    hydra_dir.mkdir(parents=True)
+    client.download_artifacts(run_id, "config.yaml", str(hydra_dir))
+    (checkpoint,) = (workdir / "outputs" / "checkpoints").glob("*.ckpt")
+    tracking = ["--run-id", run_id, "--tracking-uri", client.tracking_uri]
+    assert recommend.main([*tracking, "--user", "196"]) == 0
+    from_run = capsys.readouterr().out
+    assert recommend.main(["--checkpoint", str(checkpoint), "--user", "196"]) == 0
+    assert capsys.readouterr().out == from_run
+
+
 def test_same_seed_same_metrics(workdir):
     overrides = ("+trainer.limit_train_batches=3",)
     first, _ = train(config(workdir / "a", *overrides))

@@ -14,6 +14,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 
 from rnnrec.data import cache, readers, split
 from rnnrec.data.interactions import Interactions
+from rnnrec.data.item_features import align_genres, read_item_genres
 from rnnrec.data.preprocess import preprocess
 from rnnrec.data.sequences import (
     EvaluationTargets,
@@ -38,6 +39,12 @@ class SequenceDataModule(pl.LightningDataModule):
         split: ``{"name": "leave_one_out"}`` or ``{"name": "temporal", ...cut-offs}``.
         max_len: input positions per training window and per evaluation input.
         cache_dir: where preprocessed data is cached; ``None`` disables the cache.
+        item_features: item file with genres, read only when a genre head asks for it;
+            ``None`` with ``path=None`` means the ``ml-100k.item`` shipped beside the data.
+        item_features_format: its format (see :data:`rnnrec.data.item_features.ITEM_FORMATS`).
+
+    Batches carry ratings (``ratings`` in training, ``target_ratings`` in evaluation) only
+    when the data has them.
     """
 
     def __init__(
@@ -58,6 +65,8 @@ class SequenceDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str | None = None,
         seed: int = 0,
+        item_features: str | None = None,
+        item_features_format: str = "auto",
     ) -> None:
         super().__init__()
         if max_len < 1:
@@ -80,7 +89,11 @@ class SequenceDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.seed = seed
+        self.item_features = Path(item_features).expanduser() if item_features else None
+        self.item_features_format = item_features_format
         self.interactions: Interactions | None = None
+        self._genre_matrix: np.ndarray | None = None
+        self.genre_names: list[str] = []
 
     # ----------------------------------------------------------------- loading
     def load(self) -> None:
@@ -143,6 +156,66 @@ class SequenceDataModule(pl.LightningDataModule):
         rows = training_target_rows(self.train_starts, self.train_lengths)
         return self.interactions.item_popularity(rows)
 
+    def require_ratings(self, needed_by: str) -> None:
+        """Fail, naming ``needed_by`` (e.g. ``task.rating``), when the data has no ratings."""
+        self.load()
+        assert self.interactions is not None
+        if self.interactions.rating is None:
+            raise ValueError(
+                f"{needed_by} needs ratings, but data {self.name} has no rating column "
+                "(data.rating_col)"
+            )
+
+    def train_rating_mean(self, needed_by: str = "the rating head") -> float:
+        """Mean rating over training targets (a good start for a rating regressor)."""
+        self.require_ratings(needed_by)
+        assert self.interactions is not None and self.interactions.rating is not None
+        rows = training_target_rows(self.train_starts, self.train_lengths)
+        ratings = self.interactions.rating[rows] if len(rows) else self.interactions.rating
+        return float(ratings.mean())
+
+    def genre_matrix(self, needed_by: str = "the genre head") -> np.ndarray:
+        """(N + 1, G) float32 multi-hot genres of items 1..N; row 0 (padding) is zeros.
+
+        Read from ``item_features`` on first use. Items missing from the file get all zeros.
+        """
+        if self._genre_matrix is not None:
+            return self._genre_matrix
+        self.load()
+        assert self.interactions is not None
+        path = self._item_feature_path(needed_by)
+        genres = read_item_genres(path, self.item_features_format)
+        matrix, missing = align_genres(self.interactions.item_ids, genres)
+        # Items the file lacks still train the next-item loss, but teach the genre head nothing.
+        log.log(
+            logging.WARNING if missing else logging.INFO,
+            "%s: %d of %d items are not in %s and get no genre; %d genres",
+            self.name,
+            missing,
+            self.num_items,
+            path,
+            matrix.shape[1],
+        )
+        self._genre_matrix, self.genre_names = matrix, genres.names
+        return matrix
+
+    def _item_feature_path(self, needed_by: str) -> Path:
+        if self.item_features is not None:
+            path = self.item_features
+        elif self.path is None:
+            # The recbole wheel ships the item file beside ml-100k.inter.
+            path = readers.find_ml100k().with_name("ml-100k.item")
+        else:
+            raise ValueError(
+                f"{needed_by} needs item features, but data {self.name} has no item feature "
+                "file (data.item_features)"
+            )
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{needed_by} needs item features, but {path} (data.item_features) is not a file"
+            )
+        return path
+
     def save_id_maps(self, directory: Path) -> list[Path]:
         """Write ``user_ids.csv`` and ``item_ids.csv`` (``index,raw_id``) into ``directory``."""
         self.load()
@@ -174,7 +247,9 @@ class SequenceDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         assert self.interactions is not None
         users = torch.from_numpy(self.interactions.user)
-        dataset = TrainingWindows(self._items(), users, self.train_starts, self.train_lengths)
+        dataset = TrainingWindows(
+            self._items(), users, self.train_starts, self.train_lengths, self._ratings()
+        )
         generator = torch.Generator().manual_seed(self.seed)
         sampler = BatchSampler(RandomSampler(dataset, generator=generator), self.batch_size, False)
         return self._loader(dataset, sampler)
@@ -193,6 +268,7 @@ class SequenceDataModule(pl.LightningDataModule):
             self.interactions.user_ptr,
             rows,
             self.max_len,
+            self._ratings(),
         )
         sampler = BatchSampler(SequentialSampler(dataset), self.eval_batch_size, False)
         return self._loader(dataset, sampler)
@@ -200,6 +276,12 @@ class SequenceDataModule(pl.LightningDataModule):
     def _items(self) -> torch.Tensor:
         assert self.interactions is not None
         return torch.from_numpy(self.interactions.item)
+
+    def _ratings(self) -> torch.Tensor | None:
+        assert self.interactions is not None
+        if self.interactions.rating is None:
+            return None
+        return torch.from_numpy(self.interactions.rating.astype(np.float32))
 
     def _loader(self, dataset: torch.utils.data.Dataset, sampler: BatchSampler) -> DataLoader:
         # batch_size=None: the sampler yields whole index lists and the dataset builds the

@@ -70,9 +70,15 @@ class TrainingWindows(torch.utils.data.Dataset):
     """Training windows; indexing with a list of window ids returns a whole padded batch."""
 
     def __init__(
-        self, items: torch.Tensor, users: torch.Tensor, starts: np.ndarray, lengths: np.ndarray
+        self,
+        items: torch.Tensor,
+        users: torch.Tensor,
+        starts: np.ndarray,
+        lengths: np.ndarray,
+        ratings: torch.Tensor | None = None,
     ) -> None:
         self.items = items
+        self.ratings = ratings  # (R,) float, or None: batches then carry no ratings
         self.starts = torch.from_numpy(starts)
         self.lengths = torch.from_numpy(lengths)
         self.users = users[self.starts]  # (W,) owner of each window
@@ -83,12 +89,15 @@ class TrainingWindows(torch.utils.data.Dataset):
     def __getitem__(self, index: list[int]) -> dict[str, torch.Tensor]:
         index_t = torch.as_tensor(index)
         starts, lengths = self.starts[index_t], self.lengths[index_t]
-        return {
+        batch = {
             "inputs": padded(self.items, starts, lengths),  # (B, T)
             "targets": padded(self.items, starts + 1, lengths),  # (B, T), 0 = no target
             "lengths": lengths,  # (B,)
             "users": self.users[index_t],  # (B,)
         }
+        if self.ratings is not None:
+            batch["ratings"] = padded(self.ratings, starts + 1, lengths)  # (B, T), 0 = none
+        return batch
 
 
 class EvaluationTargets(torch.utils.data.Dataset):
@@ -105,8 +114,10 @@ class EvaluationTargets(torch.utils.data.Dataset):
         user_ptr: np.ndarray,
         target_rows: np.ndarray,
         max_len: int,
+        ratings: torch.Tensor | None = None,
     ) -> None:
         self.items = items
+        self.ratings = ratings  # (R,) float, or None: batches then carry no ratings
         self.target_rows = torch.from_numpy(target_rows)
         self.users = torch.from_numpy(user[target_rows])
         self.history_starts = torch.from_numpy(user_ptr[user[target_rows]])
@@ -121,7 +132,7 @@ class EvaluationTargets(torch.utils.data.Dataset):
         input_starts = torch.maximum(history, rows - self.max_len)
         lengths = rows - input_starts
         seen_example, seen_rows = expand_ranges(history.numpy(), (rows - history).numpy())
-        return {
+        batch = {
             "inputs": padded(self.items, input_starts, lengths),  # (B, T)
             "lengths": lengths,  # (B,)
             "targets": self.items[rows],  # (B,)
@@ -129,3 +140,6 @@ class EvaluationTargets(torch.utils.data.Dataset):
             "seen_example": torch.from_numpy(seen_example),  # (S,) example of each seen item
             "seen_items": self.items[torch.from_numpy(seen_rows)],  # (S,)
         }
+        if self.ratings is not None:
+            batch["target_ratings"] = self.ratings[rows]  # (B,)
+        return batch

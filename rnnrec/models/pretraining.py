@@ -41,9 +41,8 @@ def pretrain_item_vectors(
 ) -> np.ndarray:
     """Hook for every pretraining method: (N + 1, dim) item vectors from the training split.
 
-    ``settings`` are the method's own options (``embedding.<method>`` in the config). A new
-    method plugs in here; ``bprmf`` is reserved for ``rnnrec.models.bprmf.BPRMFRecommender``,
-    whose ``item_vectors()`` gives exactly this matrix once trained on ``datamodule``.
+    ``settings`` are the method's own options (``embedding.<method>`` in the config); a new
+    method plugs in here.
     """
     if method == "item2vec":
         items, sequence = training_sequences(datamodule)
@@ -51,11 +50,47 @@ def pretrain_item_vectors(
             items, sequence, num_items=datamodule.num_items, dim=dim, **settings
         )
     if method == "bprmf":
-        raise ValueError(
-            "embedding.method=bprmf is not available yet: plug BPRMFRecommender.item_vectors() "
-            "into rnnrec.models.pretraining.pretrain_item_vectors; use method=item2vec"
-        )
+        return train_bprmf_vectors(datamodule, dim, **settings)
     raise ValueError(f"embedding.method must be one of {list(METHODS)}, got {method!r}")
+
+
+def train_bprmf_vectors(
+    datamodule: SequenceDataModule,
+    dim: int,
+    epochs: int = 20,
+    lr: float = 0.005,
+    weight_decay: float = 1e-5,
+    seed: int = 0,
+) -> np.ndarray:
+    """Item vectors of a BPR-MF model fitted on the training windows (no validation)."""
+    import functools
+
+    import lightning.pytorch as pl
+    import torch
+
+    from rnnrec.models.bprmf import BPRMFRecommender
+
+    data = datamodule.interactions
+    assert data is not None
+    torch.manual_seed(seed)
+    model = BPRMFRecommender(
+        num_items=data.num_items,
+        num_users=data.num_users,
+        optimizer=functools.partial(torch.optim.Adam, lr=lr, weight_decay=weight_decay),
+        embedding_size=dim,
+    )
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(model, train_dataloaders=datamodule.train_dataloader())
+    log.info("pretrained BPR-MF item vectors in %d epochs", epochs)
+    return model.item_vectors().detach().cpu().numpy()
 
 
 def cache_key(datamodule: SequenceDataModule, method: str, dim: int, settings: Any) -> str:

@@ -53,11 +53,17 @@ class RankingModule(pl.LightningModule):
             scores[batch["seen_example"], batch["seen_items"]] = float("-inf")
         return scores
 
+    def evaluation_scores(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        """:meth:`score` during validation or test (``stage``); a subclass may update its own
+        metrics here from the same forward pass."""
+        return self.score(batch)
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.val_metrics.update(self.ranking_scores(batch), batch["targets"])
+        scores = self.evaluation_scores(batch, "val").float()  # (B, N + 1)
+        self.val_metrics.update(self._mask(scores, batch, self.exclude_seen), batch["targets"])
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        scores = self.score(batch).float()  # (B, N + 1)
+        scores = self.evaluation_scores(batch, "test").float()  # (B, N + 1)
         other = self._mask(scores.clone(), batch, not self.exclude_seen)
         self.test_metrics.update(self._mask(scores, batch, self.exclude_seen), batch["targets"])
         self.test_metrics_other_protocol.update(other, batch["targets"])

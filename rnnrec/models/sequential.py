@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from rnnrec.models.attention.last_state import LastState
+from rnnrec.models.heads import HeadInput, as_heads, build_heads
 from rnnrec.models.output import ItemScorer
 from rnnrec.models.ranking_module import RankingModule
 from rnnrec.models.user_fusion import RecurrentState, UserFusion
@@ -46,6 +47,11 @@ class SequentialRecommender(RankingModule):
             ``random`` or ``pretrained``, ``freeze`` keeps the table fixed; the pretraining
             settings are read by ``build_model``, which computes ``pretrained_item_vectors``.
         pretrained_item_vectors: (N + 1, E) start of the input table, or ``None`` (random).
+        task: extra heads (config group ``task``): ``heads`` maps ``rating`` and/or ``genre``
+            to their settings (``weight``, ...); each adds ``weight * its loss`` to the
+            next-item loss. ``None`` or no heads: next-item loss only.
+        genre_matrix: (N + 1, G) multi-hot item genres, needed by the genre head.
+        rating_mean: mean training rating, the rating head's starting bias.
     """
 
     def __init__(
@@ -67,6 +73,9 @@ class SequentialRecommender(RankingModule):
         known_users: np.ndarray | torch.Tensor | None = None,
         embedding: Mapping[str, Any] | None = None,
         pretrained_item_vectors: np.ndarray | torch.Tensor | None = None,
+        task: Mapping[str, Any] | None = None,
+        genre_matrix: np.ndarray | torch.Tensor | None = None,
+        rating_mean: float | None = None,
     ) -> None:
         super().__init__(ks=ks, exclude_seen=exclude_seen)
         self.num_items = num_items
@@ -95,6 +104,13 @@ class SequentialRecommender(RankingModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.user_fusion = self._build_user_fusion(cf, num_users, hidden_size, known_users)
+        self.heads = build_heads(
+            (task or {}).get("heads"),
+            hidden_size=hidden_size,
+            embedding_size=embedding_size,
+            genre_matrix=genre_matrix,
+            rating_mean=rating_mean,
+        )
 
     def _build_user_fusion(
         self,
@@ -164,30 +180,73 @@ class SequentialRecommender(RankingModule):
             return summary
         return self.user_fusion.fuse(summary, users)  # (..., H)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Loss of every task (``next_item`` and each head) and their weighted ``total``."""
         inputs, targets = batch["inputs"], batch["targets"]
         users = self._user_vectors(batch)  # (B, D) or None
         mask = inputs > 0  # (B, T)
         states = self._states(inputs, users)  # (B, T, H)
-        summaries = self._fuse(self.attention(states, mask), users)  # (B, T, H)
+        summaries = self._fuse(self.attention(states, mask), users)[mask]  # (P, H)
+        next_items = targets[mask]  # (P,)
         # Score only real positions: padding would waste a (T, N) block per example.
-        loss = self.loss(self.scorer(summaries[mask]), targets[mask])  # (P, N + 1) scores
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        losses = {"next_item": self.loss(self.scorer(summaries), next_items)}  # (P, N + 1)
+        total = losses["next_item"]
+        if len(self.heads):
+            ratings = batch.get("ratings")
+            x = HeadInput(
+                summaries,
+                next_items,
+                self.item_embedding(next_items),  # (P, E)
+                None if ratings is None else ratings[mask],  # (P,)
+            )
+            for name, head in as_heads(self.heads).items():
+                losses[name] = head.loss(x)
+                total = total + head.weight * losses[name]
+        losses["total"] = total
+        return losses
 
-    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        losses = self.training_losses(batch)
+        for name, value in losses.items():
+            key = "train/loss" if name == "total" else f"train/loss_{name}"
+            self.log(key, value, on_step=False, on_epoch=True, prog_bar=name == "total")
+        return losses["total"]
+
+    def _evaluation_summary(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, H) summary after the last input position of each example."""
         users = self._user_vectors(batch)  # (B, D) or None
         states = self._states(batch["inputs"], users)  # (B, T, H)
         summary = self.attention.last(states, batch["lengths"])  # type: ignore[operator]
-        return self.scorer(self._fuse(summary, users))  # (B, N + 1)
+        return self._fuse(summary, users)  # (B, H)
+
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.scorer(self._evaluation_summary(batch))  # (B, N + 1)
+
+    def evaluation_scores(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        summary = self._evaluation_summary(batch)  # (B, H)
+        if len(self.heads):
+            targets = batch["targets"]  # (B,)
+            x = HeadInput(
+                summary, targets, self.item_embedding(targets), batch.get("target_ratings")
+            )
+            for head in as_heads(self.heads).values():
+                head.update_metrics(x, stage)
+        return self.scorer(summary)  # (B, N + 1)
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
         self._log_fallback_users("val")
+        self._log_head_metrics("val")
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
         self._log_fallback_users("test")
+        self._log_head_metrics("test")
+
+    def _log_head_metrics(self, stage: str) -> None:
+        for head in as_heads(self.heads).values():
+            for key, value in head.compute_metrics(stage).items():
+                self.log(f"{stage}/{key}", value.float())
 
     def _log_fallback_users(self, prefix: str) -> None:
         """How many evaluated users had no training window and used the default vector."""

@@ -61,3 +61,25 @@ def test_evaluation_batch_input_and_seen_items():
     seen_first = batch["seen_items"][batch["seen_example"] == 0]
     assert seen_first.tolist() == items[0:5].tolist()
     assert np.array_equal(batch["seen_items"][batch["seen_example"] == 1], items[6:8])
+
+
+def test_batches_carry_the_rating_of_each_target_only_when_given():
+    data = interactions([6, 4])
+    split = leave_one_out(data)
+    items, users = torch.from_numpy(data.item), torch.from_numpy(data.user)
+    ratings = torch.arange(len(data.item), dtype=torch.float32) + 1.0  # row r has rating r + 1
+    starts, lengths = training_windows(data, split, max_len=3)
+    index = list(range(len(starts)))
+    assert "ratings" not in TrainingWindows(items, users, starts, lengths)[index]
+    batch = TrainingWindows(items, users, starts, lengths, ratings)[index]
+    for row in range(len(starts)):
+        n = int(batch["lengths"][row])
+        expected = ratings[starts[row] + 1 : starts[row] + n + 1]
+        assert batch["ratings"][row, :n].tolist() == expected.tolist()
+        assert (batch["ratings"][row, n:] == 0).all()
+
+    rows = split.test_rows
+    plain = EvaluationTargets(items, data.user, data.user_ptr, rows, max_len=3)
+    assert "target_ratings" not in plain[[0, 1]]
+    rated = EvaluationTargets(items, data.user, data.user_ptr, rows, max_len=3, ratings=ratings)
+    assert rated[[0, 1]]["target_ratings"].tolist() == ratings[rows].tolist()
