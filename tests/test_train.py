@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
 from rnnrec import recommend
-from rnnrec.train import CONFIG_DIR, train
+from rnnrec.train import train
+from tests.e2e import TINY, config
 
 FINAL_KEYS = [
     f"{part}/{name}_{k}"
@@ -21,35 +20,6 @@ FINAL_KEYS = [
     for name in ("hr", "ndcg", "mrr")
     for k in (5, 10, 20)
 ] + ["time/fit_s", "time/epoch_s", "time/test_s", "model/num_params"]
-TINY = [
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "model.embedding_size=8",
-    "encoder.hidden_size=8",
-    "data.max_len=20",
-    "data.batch_size=256",
-]
-
-
-def config(tmp_path: Path, *overrides: str) -> DictConfig:
-    pop = "model=pop" in overrides
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                f"paths.output_dir={tmp_path / 'outputs'}",
-                f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-                *(o for o in TINY if not (pop and o.startswith("model."))),
-                *overrides,
-            ],
-        )
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # MLflow's SQLite store puts artifacts under ./mlruns: keep them in the temporary folder.
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture

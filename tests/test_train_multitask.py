@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -11,14 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from rnnrec import recommend
 from rnnrec.train import CONFIG_DIR, train
-from tests.test_train_variants import config
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # MLflow's SQLite store puts artifacts under ./mlruns: keep them in the temporary folder.
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+from tests.e2e import config
 
 
 def test_rating_and_genre_heads_log_every_loss_and_the_rmse(workdir, capsys):
