@@ -5,19 +5,36 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "none": nn.Identity,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+}
+
 
 class ItemScorer(nn.Module):
     """Scores every item; column 0 (padding) is always minus infinity.
 
     With ``item_embedding`` given, scores are dot products with the input embedding table
     (tied weights), after a projection from H to the embedding size when the two differ.
-    Otherwise the layer has its own (N + 1, H) weight matrix.
+    Otherwise the layer has its own (N + 1, H) weight matrix. ``activation`` (``none``,
+    ``tanh``, ``relu`` or ``gelu``) is applied to the projected summary before scoring.
     """
 
     def __init__(
-        self, hidden_size: int, num_items: int, item_embedding: nn.Embedding | None = None
+        self,
+        hidden_size: int,
+        num_items: int,
+        item_embedding: nn.Embedding | None = None,
+        activation: str = "none",
     ) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"model.output_activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+            )
+        self.activation = ACTIVATIONS[activation]()
         self.item_embedding = item_embedding
         if item_embedding is None:
             self.projection: nn.Module = nn.Identity()
@@ -30,7 +47,8 @@ class ItemScorer(nn.Module):
 
     def forward(self, summary: torch.Tensor) -> torch.Tensor:
         weight = self.weight if self.item_embedding is None else self.item_embedding.weight
-        scores = self.projection(summary) @ weight.T + self.bias  # (..., N + 1)
+        projected = self.activation(self.projection(summary))  # (..., E or H)
+        scores = projected @ weight.T + self.bias  # (..., N + 1)
         padding = torch.zeros_like(self.bias, dtype=torch.bool)
         padding[0] = True
         return scores.masked_fill(padding, float("-inf"))

@@ -38,6 +38,7 @@ class SequentialRecommender(RankingModule):
         embedding_dropout: dropout on item embeddings.
         hidden_dropout: dropout on encoder states before scoring.
         tie_weights: score items with the input embedding table instead of a separate one.
+        output_activation: activation on the summary before scoring: none, tanh, relu, gelu.
         cf: user fusion (:mod:`rnnrec.models.user_fusion`), built or as a factory taking
             ``num_users``, ``hidden_size``, ``known_users`` and ``state_shape``; ``None``: no
             user vectors at all.
@@ -66,6 +67,7 @@ class SequentialRecommender(RankingModule):
         embedding_dropout: float = 0.0,
         hidden_dropout: float = 0.0,
         tie_weights: bool = False,
+        output_activation: str = "none",
         ks: Sequence[int] = (5, 10, 20),
         exclude_seen: bool = True,
         cf: UserFusion | Callable[..., UserFusion | None] | None = None,
@@ -98,7 +100,10 @@ class SequentialRecommender(RankingModule):
         self.attention: nn.Module = attention if attention is not None else LastState()
         self.hidden_dropout = nn.Dropout(hidden_dropout)
         self.scorer = ItemScorer(
-            hidden_size, num_items, self.item_embedding if tie_weights else None
+            hidden_size,
+            num_items,
+            self.item_embedding if tie_weights else None,
+            activation=output_activation,
         )
         self.loss: nn.Module = loss
         self.optimizer_factory = optimizer

@@ -67,3 +67,12 @@ def test_last_position_score_ignores_padding_after_it():
 def test_unknown_cell_is_named():
     with pytest.raises(ValueError, match="encoder.cell"):
         RecurrentEncoder("transformer", input_size=4)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "gelu"])
+def test_output_activation_bounds_or_changes_the_summary(activation):
+    plain = model(output_activation="none").eval()
+    activated = model(output_activation=activation).eval()
+    assert not torch.allclose(plain.score(batch()), activated.score(batch()))
+    with pytest.raises(ValueError, match="model.output_activation"):
+        model(output_activation="softsign")
