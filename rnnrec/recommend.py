@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from rnnrec.models.ranking_module import RankingModule
+from rnnrec.models.ranking_module import FINGERPRINT_KEY, RankingModule
 from rnnrec.tracking.mlflow_run import resolve_tracking_uri
 from rnnrec.train import build_model_from_facts
 
@@ -35,6 +36,13 @@ class TrainedRun:
     @classmethod
     def from_folder(cls, folder: Path) -> TrainedRun:
         """Read a folder laid out like the run's MLflow artifacts."""
+        needed = ["config.yaml", "model/model.pt", "data/histories.npz", "data/item_ids.csv"]
+        missing = [name for name in needed if not (folder / name).exists()]
+        if missing:
+            raise FileNotFoundError(
+                f"the run lacks {', '.join(missing)}: only runs that finished training "
+                "(status FINISHED) can recommend"
+            )
         histories = np.load(folder / "data" / "histories.npz")
         weights = torch.load(folder / "model" / "model.pt", map_location="cpu", weights_only=True)
         return cls(
@@ -63,7 +71,15 @@ class TrainedRun:
         datamodule = instantiate(config.data)
         datamodule.load()
         data = datamodule.interactions
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        trained_on = saved.get(FINGERPRINT_KEY)
+        if trained_on is not None and trained_on != datamodule.fingerprint:
+            raise ValueError(
+                f"{datamodule.path} is not the data {checkpoint} was trained on (fingerprint "
+                f"{datamodule.fingerprint}, trained on {trained_on}): ids would not match; "
+                "use --run-id, whose artifacts carry the id maps"
+            )
+        state = saved["state_dict"]
         return cls(
             config=config,
             state_dict=state,
@@ -150,6 +166,13 @@ def _raw_ids(path: Path) -> np.ndarray:
     return pd.read_csv(path, dtype={"raw_id": str}, keep_default_na=False)["raw_id"].to_numpy()
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="rnnrec-recommend", description=__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
@@ -163,7 +186,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="raw user id from the training data")
     who.add_argument("--items", nargs="+", help="raw item ids of a history, oldest first")
-    parser.add_argument("-k", type=int, default=10, help="number of items (default 10)")
+    parser.add_argument("-k", type=_positive, default=10, help="number of items (default 10)")
     parser.add_argument(
         "--include-seen", action="store_true", help="allow items already in the history"
     )
@@ -176,6 +199,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = parse_args(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if args.run_folder is not None:
         run = TrainedRun.from_folder(args.run_folder)
     elif args.checkpoint is not None:
@@ -183,8 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         import tempfile
 
+        uri = resolve_tracking_uri(args.tracking_uri)
+        default_store = Path.cwd() / "mlflow.db"
+        if uri == f"sqlite:///{default_store.resolve()}" and not default_store.exists():
+            print(
+                f"no MLflow store at {default_store}: run this where you trained, or pass "
+                "--tracking-uri",
+                file=sys.stderr,
+            )
+            return 1
         with tempfile.TemporaryDirectory() as folder:
-            uri = resolve_tracking_uri(args.tracking_uri)
             run = TrainedRun.from_folder(download_run(args.run_id, uri, Path(folder)))
 
     user = 0

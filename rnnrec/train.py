@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
 from rnnrec.data.datamodule import SequenceDataModule
+from rnnrec.models.ranking_module import RankingModule
 from rnnrec.tracking import mlflow_run
 from rnnrec.tracking.timing import EpochTimer
 
@@ -36,18 +37,24 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
     """
     pl.seed_everything(cfg.seed, workers=True)
     check_task_fits_model(cfg)
+    check_optimized_metric(cfg)
+    if cfg.data.get("path"):
+        # Recorded absolute, so the run's config finds the file from any folder later.
+        cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
 
     datamodule: SequenceDataModule = instantiate(cfg.data)
     datamodule.load()
     log.info("data %s: %s", datamodule.name, datamodule.fingerprint)
 
     model = build_model(cfg.model, datamodule)
+    if isinstance(model, RankingModule):
+        model.data_fingerprint = datamodule.fingerprint
     num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("model %s with %d trainable parameters", type(model).__name__, num_params)
 
     logger = MLFlowLogger(
         experiment_name=cfg.logger.experiment_name,
-        run_name=cfg.logger.run_name,
+        run_name=cfg.logger.run_name or default_run_name(cfg),
         tracking_uri=mlflow_run.resolve_tracking_uri(cfg.logger.tracking_uri),
         tags={"git_commit": mlflow_run.git_commit(), "data_fingerprint": datamodule.fingerprint},
     )
@@ -75,6 +82,31 @@ def check_task_fits_model(cfg: DictConfig) -> None:
         raise ValueError(
             f"task={task.get('name')} adds heads ({', '.join(heads)}) that only sequential "
             f"models carry; model {cfg.model._target_} has none: use task=next_item"
+        )
+
+
+def default_run_name(cfg: DictConfig) -> str:
+    """``data-model``, e.g. ``ml100k-gru``, ``ml100k-lstm-additive`` or ``ml100k-pop``."""
+    target = str(cfg.model._target_).rsplit(".", 1)[-1]
+    if target != "SequentialRecommender":
+        short = {"PopularityRecommender": "pop", "ItemKNNRecommender": "itemknn"}
+        return f"{cfg.data.name}-{short.get(target, target.removesuffix('Recommender').lower())}"
+    encoder = cfg.model.encoder
+    parts = [str(encoder.get("cell", "sasrec"))]
+    attention = str(cfg.model.attention.get("_target_", "")).rsplit(".", 1)[-1]
+    if attention and attention != "LastState":
+        parts.append(attention.removesuffix("Attention").lower())
+    return "-".join([str(cfg.data.name), *parts])
+
+
+def check_optimized_metric(cfg: DictConfig) -> None:
+    """Fail before training if early stopping would watch a metric that is never logged."""
+    name = str(cfg.optimized_metric)
+    _, _, cut_off = name.rpartition("_")
+    if name.startswith("val/") and cut_off.isdigit() and int(cut_off) not in cfg.eval.ks:
+        raise ValueError(
+            f"optimized_metric={name} needs K={cut_off} in eval.ks (now {list(cfg.eval.ks)}); "
+            f"add it, or pick another optimized_metric"
         )
 
 
@@ -176,7 +208,8 @@ def fit_and_test(
     results.update(_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best)))
     results["time/test_s"] = time.perf_counter() - started
     results["time/fit_s"] = fit_seconds
-    results["time/epoch_s"] = timer.median_epoch_seconds
+    # A model without training (pop, itemknn) has no epochs: 0, like its fit time.
+    results["time/epoch_s"] = timer.median_epoch_seconds if timer.epoch_seconds else 0.0
     results["train/epochs"] = float(len(timer.epoch_seconds))
     save_model_artifacts(logger, model, best, datamodule)
     return results

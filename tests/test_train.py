@@ -11,6 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from rnnrec import recommend
+from rnnrec.data import cache
 from rnnrec.train import train
 from tests.e2e import TINY, config
 
@@ -65,7 +66,7 @@ def test_recommend_from_the_run(trained_run, capsys):
     assert recommend.main([*tracking, "--user", "no-such-user"]) == 1
 
 
-def test_recommend_from_a_checkpoint_matches_the_run(trained_run, workdir, capsys):
+def test_recommend_from_a_checkpoint_matches_the_run(trained_run, workdir, capsys, monkeypatch):
     client, run_id, _ = trained_run
     # Hydra writes the job's config here; compose() in the tests does not, so write it.
     hydra_dir = workdir / "outputs" / ".hydra"
@@ -77,6 +78,11 @@ def test_recommend_from_a_checkpoint_matches_the_run(trained_run, workdir, capsy
     from_run = capsys.readouterr().out
     assert recommend.main(["--checkpoint", str(checkpoint), "--user", "196"]) == 0
     assert capsys.readouterr().out == from_run
+
+    # Other data behind the same config (an edited file) would silently mix up ids.
+    monkeypatch.setattr(cache, "fingerprint", lambda *args: "0123456789abcdef")
+    with pytest.raises(ValueError, match="is not the data"):
+        recommend.main(["--checkpoint", str(checkpoint), "--user", "196"])
 
 
 def test_same_seed_same_metrics(workdir):

@@ -39,8 +39,8 @@ def preprocess(
     if rating_threshold is not None:
         if rating is None:
             raise ValueError(
-                "data.rating_threshold is set but the data has no rating column; "
-                "set data.rating_col or data.rating_threshold=null"
+                "data.preprocessing.rating_threshold is set but the data has no rating column; "
+                "set data.rating_col or data.preprocessing.rating_threshold=null"
             )
         keep &= rating >= rating_threshold
         _log_counts(f"rating >= {rating_threshold}", user_codes[keep], item_codes[keep])
@@ -52,7 +52,9 @@ def preprocess(
 
     if duplicates != "keep_all":
         if duplicates not in ("first", "last"):
-            raise ValueError(f"data.duplicates must be keep_all, first or last, got {duplicates!r}")
+            raise ValueError(
+                f"data.preprocessing.duplicates must be keep_all, first or last, got {duplicates!r}"
+            )
         pair = user_codes[order].astype(np.int64) * len(item_ids) + item_codes[order]
         order = order[~pd.Series(pair).duplicated(keep=duplicates).to_numpy()]
         _log_counts(f"duplicates={duplicates}", user_codes[order], item_codes[order])
@@ -60,8 +62,9 @@ def preprocess(
     order = _k_core(order, user_codes, item_codes, min_user_interactions, min_item_interactions)
     if len(order) == 0:
         raise ValueError(
-            "no interactions left after preprocessing; lower data.min_user_interactions, "
-            "data.min_item_interactions or data.rating_threshold"
+            "no interactions left after preprocessing; lower "
+            "data.preprocessing.min_user_interactions, "
+            "data.preprocessing.min_item_interactions or data.preprocessing.rating_threshold"
         )
 
     # np.unique keeps the sorted order of the codes, so rows stay sorted by user.

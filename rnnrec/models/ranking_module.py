@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -11,6 +12,9 @@ import torch
 from rnnrec.metrics.ranking import RankingMetrics
 
 log = logging.getLogger(__name__)
+
+# Checkpoint entry naming the data a model was trained on (see rnnrec.data.cache.fingerprint).
+FINGERPRINT_KEY = "rnnrec_data_fingerprint"
 
 
 class RankingModule(pl.LightningModule):
@@ -30,6 +34,12 @@ class RankingModule(pl.LightningModule):
         self.val_metrics = RankingMetrics(ks)
         self.test_metrics = RankingMetrics(ks)
         self.test_metrics_other_protocol = RankingMetrics(ks)
+        # Set by whoever trains the model; stored in checkpoints to catch mismatched data.
+        self.data_fingerprint: str | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.data_fingerprint is not None:
+            checkpoint[FINGERPRINT_KEY] = self.data_fingerprint
 
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, N + 1) scores of every item for each evaluation example."""

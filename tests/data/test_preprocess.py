@@ -33,7 +33,7 @@ def test_rating_threshold():
 
 
 def test_rating_threshold_without_ratings_names_the_setting():
-    with pytest.raises(ValueError, match="data.rating_threshold"):
+    with pytest.raises(ValueError, match="data.preprocessing.rating_threshold"):
         preprocess(frame([(1, 1, 1)], rating=False), rating_threshold=4.0)
 
 

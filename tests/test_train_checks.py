@@ -1,0 +1,40 @@
+"""Checks that run before any training: settings that cannot work fail at once."""
+
+import pytest
+
+from rnnrec import recommend
+from rnnrec.train import check_optimized_metric, default_run_name
+from tests.e2e import config
+
+
+def test_early_stopping_metric_must_be_computed(tmp_path):
+    with pytest.raises(ValueError, match=r"needs K=10 in eval.ks"):
+        check_optimized_metric(config(tmp_path, "eval.ks=[5,20]"))
+    check_optimized_metric(config(tmp_path, "eval.ks=[10]"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ((), "ml100k-gru"),
+        (("encoder=lstm", "attention=additive"), "ml100k-lstm-additive"),
+        (("model=sasrec",), "ml100k-sasrec"),
+        (("model=pop",), "ml100k-pop"),
+        (("model=bprmf",), "ml100k-bprmf"),
+    ],
+)
+def test_run_names_say_data_and_model(tmp_path, overrides, name):
+    assert default_run_name(config(tmp_path, *overrides)) == name
+
+
+def test_recommend_refuses_a_folder_without_a_store(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert recommend.main(["--run-id", "abc", "--user", "1"]) == 1
+    assert "no MLflow store" in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_recommend_needs_a_positive_k():
+    with pytest.raises(SystemExit):
+        recommend.parse_args(["--run-id", "abc", "--user", "1", "-k", "0"])
