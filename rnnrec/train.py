@@ -52,10 +52,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
     num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("model %s with %d trainable parameters", type(model).__name__, num_params)
 
+    tracking_uri = mlflow_run.resolve_tracking_uri(cfg.logger.tracking_uri)
+    mlflow_run.ensure_experiment(tracking_uri, cfg.logger.experiment_name)
     logger = MLFlowLogger(
         experiment_name=cfg.logger.experiment_name,
         run_name=cfg.logger.run_name or default_run_name(cfg),
-        tracking_uri=mlflow_run.resolve_tracking_uri(cfg.logger.tracking_uri),
+        tracking_uri=tracking_uri,
         tags={"git_commit": mlflow_run.git_commit(), "data_fingerprint": datamodule.fingerprint},
     )
     error: BaseException | None = None

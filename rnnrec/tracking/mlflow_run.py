@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,22 @@ def resolve_tracking_uri(configured: str | None = None) -> str:
     if from_env:
         return from_env
     return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+
+
+def ensure_experiment(tracking_uri: str, name: str) -> None:
+    """Create the experiment unless it exists, tolerating a parallel job that creates it first.
+
+    Two jobs starting at once (a parallel launcher) would otherwise both try to create it,
+    and the second would crash on the store's unique name constraint.
+    """
+    client = MlflowClient(tracking_uri)
+    if client.get_experiment_by_name(name) is not None:
+        return
+    try:
+        client.create_experiment(name)
+    except MlflowException:
+        if client.get_experiment_by_name(name) is None:
+            raise
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
