@@ -173,7 +173,8 @@ def log_run_inputs(logger: MLFlowLogger, cfg: DictConfig, datamodule: SequenceDa
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     run_id = str(logger.run_id)
-    mlflow_run.log_params(logger.experiment, run_id, mlflow_run.flatten(resolved))  # type: ignore[arg-type]
+    params = mlflow_run.flatten(resolved)  # type: ignore[arg-type]
+    mlflow_run.log_params(logger.experiment, run_id, params)
     with tempfile.TemporaryDirectory() as folder:
         config_file = Path(folder) / "config.yaml"
         config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))

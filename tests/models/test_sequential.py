@@ -6,6 +6,7 @@ import torch
 from rnnrec.losses.cross_entropy import FullSoftmaxCrossEntropy
 from rnnrec.models.encoders import RecurrentEncoder
 from rnnrec.models.sequential import SequentialRecommender
+from tests.models.training import losses_over_steps
 
 
 def model(cell: str = "gru", **options) -> SequentialRecommender:
@@ -30,15 +31,7 @@ def batch() -> dict[str, torch.Tensor]:
 @pytest.mark.filterwarnings("ignore:You are trying to")
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_a_few_steps_lower_the_loss(cell):
-    recommender = model(cell)
-    optimizer = recommender.configure_optimizers()
-    losses = []
-    for _ in range(30):
-        optimizer.zero_grad()
-        loss = recommender.training_step(batch(), 0)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = losses_over_steps(model(cell), batch())
     assert losses[-1] < 0.5 * losses[0]
 
 

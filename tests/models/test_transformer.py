@@ -12,6 +12,7 @@ from rnnrec.losses.cross_entropy import FullSoftmaxCrossEntropy
 from rnnrec.models.sequential import SequentialRecommender
 from rnnrec.models.transformer import CausalTransformerEncoder
 from rnnrec.train import CONFIG_DIR, build_model_from_facts
+from tests.models.training import losses_over_steps
 
 E, H = 6, 8
 
@@ -93,14 +94,7 @@ def batch() -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("tie_weights", [False, True])
 def test_a_sequential_recommender_with_it_lowers_the_loss(tie_weights):
     model = recommender(tie_weights)
-    optimizer = model.configure_optimizers()
-    losses = []
-    for _ in range(30):
-        optimizer.zero_grad()
-        loss = model.training_step(batch(), 0)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = losses_over_steps(model, batch())
     assert losses[-1] < 0.5 * losses[0]
     model.eval()
     short = {"inputs": torch.tensor([[3, 4]]), "lengths": torch.tensor([2])}

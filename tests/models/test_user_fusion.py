@@ -14,6 +14,7 @@ from rnnrec.models.user_fusion import (
     UserFusion,
     users_with_training_windows,
 )
+from tests.models.training import losses_over_steps
 
 MODES = {"init": InitialStateFusion, "concat": ConcatFusion, "gate": GateFusion}
 NUM_USERS = 4
@@ -134,13 +135,5 @@ def test_init_needs_a_recurrent_encoder():
 @pytest.mark.filterwarnings(r"ignore:You are trying to `self.log\(\)`")
 @pytest.mark.parametrize("mode", ["init", "concat", "gate"])
 def test_a_few_steps_lower_the_loss(mode):
-    recommender = model(mode)
-    optimizer = recommender.configure_optimizers()
-    losses = []
-    for _ in range(30):
-        optimizer.zero_grad()
-        loss = recommender.training_step(batch(), 0)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = losses_over_steps(model(mode), batch())
     assert losses[-1] < 0.5 * losses[0]
