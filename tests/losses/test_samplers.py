@@ -62,7 +62,12 @@ def test_buffer_refills_in_bulk() -> None:
     sampler = UniformSampler(3, buffer_size=10, generator=torch.Generator().manual_seed(2))
     refills: list[int] = []
     draw = sampler._draw
-    sampler._draw = lambda count: refills.append(count) or draw(count)  # type: ignore[method-assign]
+
+    def counted_draw(count: int) -> torch.Tensor:
+        refills.append(count)
+        return draw(count)
+
+    sampler._draw = counted_draw  # type: ignore[method-assign]
     chunks = [sampler.sample(4) for _ in range(10)] + [sampler.sample(25), sampler.sample(0)]
     draws = torch.cat(chunks)
     assert draws.shape == (65,)
