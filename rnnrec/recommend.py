@@ -131,7 +131,6 @@ def recommend(
     embeddings then use their default user).
     """
     model = run.model()
-    model.exclude_seen = exclude_seen
     max_len = int(run.config.data.max_len)
     inputs = torch.tensor(history[-max_len:], dtype=torch.long).unsqueeze(0)  # (1, T)
     batch = {
@@ -143,7 +142,7 @@ def recommend(
         "seen_items": torch.tensor(history, dtype=torch.long),
     }
     with torch.no_grad():
-        scores = model.ranking_scores(batch)[0]  # (N + 1,)
+        scores = model.ranking_scores(batch, exclude_seen)[0]  # (N + 1,)
     k = min(k, int(torch.isfinite(scores).sum()))
     top = torch.topk(scores, k)
     return [
