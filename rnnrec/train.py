@@ -124,8 +124,17 @@ def build_model(model_cfg: DictConfig, datamodule: SequenceDataModule) -> pl.Lig
     from rnnrec.models.user_fusion import users_with_training_windows
 
     datamodule.load()
-    data = datamodule.interactions
-    assert data is not None
+    session_parallel = bool(getattr(datamodule, "session_parallel", False))
+
+    def interactions() -> Any:
+        if session_parallel:
+            raise ValueError(
+                f"data {datamodule.name} holds sessions without users: models that need "
+                "users (cf other than none, itemknn, bprmf) do not apply to it"
+            )
+        assert datamodule.interactions is not None
+        return datamodule.interactions
+
     embedding = model_cfg.get("embedding") or {}
     heads = set((model_cfg.get("task") or {}).get("heads") or {})
     if "rating" in heads:
@@ -143,15 +152,16 @@ def build_model(model_cfg: DictConfig, datamodule: SequenceDataModule) -> pl.Lig
         {
             "num_items": lambda: datamodule.num_items,
             "item_counts": datamodule.train_item_counts,
-            "num_users": lambda: data.num_users,
+            "num_users": lambda: interactions().num_users,
             "known_users": lambda: users_with_training_windows(
-                data.user[datamodule.train_starts], data.num_users
+                interactions().user[datamodule.train_starts], interactions().num_users
             ),
             "pretrained_item_vectors": pretrained_item_vectors,
-            "train_matrix": lambda: training_matrix(data, datamodule.split.train_end),
+            "train_matrix": lambda: training_matrix(interactions(), datamodule.split.train_end),
             "genre_matrix": lambda: (
                 datamodule.genre_matrix("task.genre") if "genre" in heads else None
             ),
+            "session_parallel": lambda: session_parallel,
             "rating_mean": lambda: (
                 datamodule.train_rating_mean("task.rating") if "rating" in heads else None
             ),

@@ -209,20 +209,23 @@ class GBCE(CandidateLoss):
 
     Args:
         t_calibration: t in [0, 1].
-        num_items: catalogue size N (items 1..N).
+        num_items: catalogue size N (items 1..N); ``None`` until the data is known (the
+            training objective fills it in), since a config cannot know it in advance.
     """
 
-    def __init__(self, t_calibration: float, num_items: int) -> None:
+    def __init__(self, t_calibration: float, num_items: int | None = None) -> None:
         super().__init__()
         if not 0.0 <= t_calibration <= 1.0:
             raise ValueError(f"t_calibration must lie in [0, 1], got {t_calibration}")
-        if num_items < 2:
+        if num_items is not None and num_items < 2:
             raise ValueError(f"num_items must be at least 2, got {num_items}")
         self.t_calibration = t_calibration
         self.num_items = num_items
 
     def beta(self, num_candidates: int) -> float:
         """Exponent of the positive probability for C = ``num_candidates`` negatives."""
+        if self.num_items is None:
+            raise ValueError("GBCE needs num_items (the catalogue size) before its first use")
         alpha = min(num_candidates / (self.num_items - 1), 1.0)
         if alpha <= 0.0:
             return 1.0  # no negatives: nothing to calibrate against

@@ -111,50 +111,44 @@ class PopularitySampler(NegativeSampler):
         super().__init__(weights / total, buffer_size, generator)
 
 
-def accidental_hits(
-    candidates: torch.Tensor, targets: torch.Tensor, input_items: torch.Tensor | None = None
+def accidental_hits(candidates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(P, C) bool mask of candidates that must not count as negatives of their row.
+
+    True where the candidate is padding (0) or the row's own target. ``candidates`` is either
+    (C,), one set shared by every row, or (P, C).
+    """
+    return (candidates == 0) | (candidates == targets.unsqueeze(1))  # (P, C)
+
+
+def input_hits(
+    candidates: torch.Tensor,
+    inputs: torch.Tensor,
+    rows: torch.Tensor,
+    positions: torch.Tensor,
 ) -> torch.Tensor:
-    """(P, C) bool mask of candidates that must not count as negatives.
+    """(P, C) bool: candidate c occurs in the input of prediction p, up to its position.
 
-    True where the candidate is padding (0), the row's target, or (with ``input_items`` (P, L))
-    any item of the row's input sequence.
+    Prediction p is made at position ``positions[p]`` of input row ``rows[p]``; its input is
+    ``inputs[rows[p], : positions[p] + 1]``, so items the user meets only later in the window
+    are not masked (they are not yet "seen" at p).
+
+    Args:
+        candidates: (C,) items shared by every prediction (duplicates allowed).
+        inputs: (B, T) right-padded input items.
+        rows: (P,) input row of each prediction.
+        positions: (P,) position of each prediction within its row.
     """
-    mask = (candidates == 0) | (candidates == targets.unsqueeze(1))  # (P, C)
-    if input_items is not None:
-        # Binary search in each sorted row: O(P C log L) memory-light, instead of a (P, C, L)
-        # comparison that would not fit for large batches.
-        history = input_items.sort(dim=1).values  # (P, L)
-        queries = candidates.contiguous()  # (P, C)
-        position = torch.searchsorted(history, queries).clamp(max=history.shape[1] - 1)
-        mask |= history.gather(1, position) == queries
-    return mask
-
-
-def in_batch_negatives(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every target of the batch as a candidate for every row.
-
-    Returns (P, P) candidates (row i, column j = targets[j]; a broadcast view, not a copy) and
-    the (P, P) accidental-hit mask: own target (the diagonal and its duplicates) and padding.
-    """
-    candidates = targets.unsqueeze(0).expand(targets.shape[0], -1)  # (P, P)
-    return candidates, accidental_hits(candidates, targets)
-
-
-def mixed(
-    targets: torch.Tensor,
-    sampler: NegativeSampler,
-    extra: int,
-    input_items: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """In-batch negatives plus ``extra`` samples shared by the whole batch (GRU4Rec style).
-
-    The extra items are drawn once per batch, so their scores cost one (P, extra) product.
-    Returns (P, P + extra) candidates, in-batch columns first, and their accidental-hit mask
-    (see ``accidental_hits``, with ``input_items`` (P, L) when given).
-    """
-    size = targets.shape[0]
-    shared = sampler.sample(extra).to(targets.device)  # (extra,)
-    candidates = torch.cat(
-        [targets.unsqueeze(0).expand(size, -1), shared.unsqueeze(0).expand(size, -1)], dim=1
-    )  # (P, P + extra)
-    return candidates, accidental_hits(candidates, targets, input_items)
+    distinct, column = candidates.unique(return_inverse=True)  # (U,), (C,)
+    # Where each input item sits in ``distinct``, by binary search: no (N,)-sized table.
+    slot = torch.searchsorted(distinct, inputs).clamp(max=distinct.numel() - 1)  # (B, T)
+    is_candidate = (distinct[slot] == inputs) & (inputs > 0)  # (B, T)
+    width = inputs.shape[1]
+    # first[b, u]: first position of distinct item u in row b; ``width`` where it is absent.
+    first = torch.full(
+        (inputs.shape[0], distinct.numel() + 1), width, dtype=torch.long, device=inputs.device
+    )
+    steps = torch.arange(width, device=inputs.device).expand_as(inputs)  # (B, T)
+    first.scatter_reduce_(
+        1, torch.where(is_candidate, slot, distinct.numel()), steps, reduce="amin"
+    )
+    return first[rows][:, column] <= positions.unsqueeze(1)  # (P, C)

@@ -9,6 +9,9 @@ from torch import nn
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
+# (L, B, H) hidden state, or (h, c) for an LSTM.
+RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
 
 class RecurrentEncoder(nn.Module):
     """A vanilla RNN (tanh), GRU or LSTM from ``torch.nn`` over right-padded sequences.
@@ -50,7 +53,7 @@ class RecurrentEncoder(nn.Module):
     def forward(
         self,
         embedded: torch.Tensor,
-        initial_state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+        initial_state: RecurrentState | None = None,
     ) -> torch.Tensor:
         """(B, T, E) -> (B, T, H); ``initial_state`` is (L, B, H), or (h0, c0) for an LSTM.
 
@@ -58,3 +61,17 @@ class RecurrentEncoder(nn.Module):
         """
         states, _ = self.rnn(embedded, initial_state)  # (B, T, H)
         return states
+
+    def step(
+        self, embedded: torch.Tensor, state: RecurrentState
+    ) -> tuple[torch.Tensor, RecurrentState]:
+        """Like :meth:`forward`, and also return the state after the last position, so that
+        session-parallel training can carry it into the next batch."""
+        states, final = self.rnn(embedded, state)  # (B, T, H), (L, B, H) or (h, c)
+        return states, final
+
+    def zero_state(self, batch_size: int, like: torch.Tensor) -> RecurrentState:
+        """All-zero state for ``batch_size`` sequences, on ``like``'s device and dtype."""
+        count, layers = self.state_shape
+        zeros = [like.new_zeros(layers, batch_size, self.hidden_size) for _ in range(count)]
+        return (zeros[0], zeros[1]) if count == 2 else zeros[0]

@@ -45,10 +45,26 @@ class ItemScorer(nn.Module):
             self.projection = nn.Identity() if size == hidden_size else nn.Linear(hidden_size, size)
         self.bias = nn.Parameter(torch.zeros(num_items + 1))
 
+    @property
+    def item_weight(self) -> torch.Tensor:
+        """(N + 1, E or H) one output vector per item."""
+        return self.weight if self.item_embedding is None else self.item_embedding.weight
+
     def forward(self, summary: torch.Tensor) -> torch.Tensor:
-        weight = self.weight if self.item_embedding is None else self.item_embedding.weight
-        projected = self.activation(self.projection(summary))  # (..., E or H)
-        scores = projected @ weight.T + self.bias  # (..., N + 1)
+        projected = self.project(summary)  # (..., E or H)
+        scores = projected @ self.item_weight.T + self.bias  # (..., N + 1)
         padding = torch.zeros_like(self.bias, dtype=torch.bool)
         padding[0] = True
         return scores.masked_fill(padding, float("-inf"))
+
+    def project(self, summary: torch.Tensor) -> torch.Tensor:
+        """(..., H) summaries -> (..., E or H) vectors that are dotted with item vectors."""
+        return self.activation(self.projection(summary))
+
+    def score_items(self, projected: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(P, E) projected summaries and (C,) items -> (P, C) scores of those items only."""
+        return projected @ self.item_weight[items].T + self.bias[items]
+
+    def score_targets(self, projected: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(P, E) projected summaries and (P,) targets -> (P,) each row's own target score."""
+        return (projected * self.item_weight[targets]).sum(dim=1) + self.bias[targets]

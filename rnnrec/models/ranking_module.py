@@ -70,13 +70,14 @@ class RankingModule(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         scores = self.evaluation_scores(batch, "val").float()  # (B, N + 1)
-        self.val_metrics.update(self._mask(scores, batch, self.exclude_seen), batch["targets"])
+        _update(self.val_metrics, self._mask(scores, batch, self.exclude_seen), batch["targets"])
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         scores = self.evaluation_scores(batch, "test").float()  # (B, N + 1)
         other = self._mask(scores.clone(), batch, not self.exclude_seen)
-        self.test_metrics.update(self._mask(scores, batch, self.exclude_seen), batch["targets"])
-        self.test_metrics_other_protocol.update(other, batch["targets"])
+        targets = batch["targets"]
+        _update(self.test_metrics, self._mask(scores, batch, self.exclude_seen), targets)
+        _update(self.test_metrics_other_protocol, other, targets)
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_metrics)
@@ -96,3 +97,13 @@ class RankingModule(pl.LightningModule):
                 f"{key} {float(value):.4f}" for key, value in values.items() if key.endswith("_10")
             )
             log.info("epoch %d %s", self.current_epoch, summary)
+
+
+def _update(metrics: RankingMetrics, scores: torch.Tensor, targets: torch.Tensor) -> None:
+    """Add the rows with a real target; target 0 (padding) marks a row with nothing to predict,
+    such as an idle slot of a session-parallel batch."""
+    real = targets > 0  # (B,)
+    if bool(real.all()):
+        metrics.update(scores, targets)
+    else:
+        metrics.update(scores[real], targets[real])

@@ -10,11 +10,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnrec.losses.candidates import BatchNegatives
+from rnnrec.losses.sampled import CandidateLoss, SampledSoftmax
+from rnnrec.losses.sampled_objective import Predictions, SampledObjective
 from rnnrec.models.attention.last_state import LastState
+from rnnrec.models.encoders import RecurrentEncoder, RecurrentState
 from rnnrec.models.heads import HeadInput, as_heads, build_heads
 from rnnrec.models.output import ItemScorer
 from rnnrec.models.ranking_module import RankingModule
-from rnnrec.models.user_fusion import RecurrentState, UserFusion
+from rnnrec.models.user_fusion import UserFusion
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +31,18 @@ class SequentialRecommender(RankingModule):
     Training runs one forward pass per window and puts a loss at every position (targets are
     the inputs shifted by one); evaluation scores the catalogue from the last real position.
 
+    Session-parallel data (batches with ``resets``, see :mod:`rnnrec.data.session_parallel`)
+    instead brings one event per slot and batch: the recurrent state of each slot is carried
+    from batch to batch (without gradient, as GRU4Rec does) and zeroed where a new session
+    starts, in training and in evaluation alike.
+
     Args:
         num_items: catalogue size N; item ids run 1..N and 0 is padding.
         encoder: builds the encoder, given ``input_size``; maps (B, T, E) to (B, T, H).
         attention: maps states and mask to summaries (``None``: last state).
-        loss: maps (P, N + 1) scores and (P,) targets to a scalar.
+        loss: full softmax (maps (P, N + 1) scores and (P,) targets to a scalar), or a loss of
+            :mod:`rnnrec.losses.sampled`, which scores the target against the negatives that
+            ``sampler`` draws for each batch.
         optimizer: builds the optimizer, given the parameters.
         scheduler: builds a learning-rate scheduler, given the optimizer, or ``None``.
         embedding_size: item embedding size E (independent of H).
@@ -53,6 +64,10 @@ class SequentialRecommender(RankingModule):
             next-item loss. ``None`` or no heads: next-item loss only.
         genre_matrix: (N + 1, G) multi-hot item genres, needed by the genre head.
         rating_mean: mean training rating, the rating head's starting bias.
+        sampler: settings of :class:`rnnrec.losses.candidates.BatchNegatives` (config group
+            ``sampler``); read only when ``loss`` is a sampled loss.
+        item_counts: (N + 1,) training target counts, for popularity sampling and logQ.
+        session_parallel: the data comes as session-parallel batches (see above).
     """
 
     def __init__(
@@ -78,6 +93,9 @@ class SequentialRecommender(RankingModule):
         task: Mapping[str, Any] | None = None,
         genre_matrix: np.ndarray | torch.Tensor | None = None,
         rating_mean: float | None = None,
+        sampler: Mapping[str, Any] | None = None,
+        item_counts: np.ndarray | torch.Tensor | None = None,
+        session_parallel: bool = False,
     ) -> None:
         super().__init__(ks=ks, exclude_seen=exclude_seen)
         self.num_items = num_items
@@ -106,6 +124,7 @@ class SequentialRecommender(RankingModule):
             activation=output_activation,
         )
         self.loss: nn.Module = loss
+        self.sampled_objective = _sampled_objective(loss, sampler, item_counts, num_items)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.user_fusion = self._build_user_fusion(cf, num_users, hidden_size, known_users)
@@ -116,6 +135,26 @@ class SequentialRecommender(RankingModule):
             genre_matrix=genre_matrix,
             rating_mean=rating_mean,
         )
+        self.session_parallel = session_parallel
+        if session_parallel:
+            self._check_session_parallel()
+        # State carried between session-parallel batches, per stage (train, val, test).
+        self._carried: dict[str, RecurrentState] = {}
+
+    def _check_session_parallel(self) -> None:
+        """Fail before training when a part cannot work on one event per slot and batch."""
+        if not isinstance(self.encoder, RecurrentEncoder):
+            raise ValueError(
+                "session-parallel data needs a recurrent encoder (encoder=gru, lstm or rnn) "
+                "whose state can be carried between batches; model=sasrec reads whole sequences"
+            )
+        if not isinstance(self.attention, LastState):
+            raise ValueError(
+                "session-parallel batches hold one event per slot, so there are no earlier "
+                "states to attend over: use attention=none with session data"
+            )
+        if self.user_fusion is not None:
+            raise ValueError("session data has no users: use cf=none")
 
     def _build_user_fusion(
         self,
@@ -173,12 +212,32 @@ class SequentialRecommender(RankingModule):
         )
         return self.hidden_dropout(states)  # (B, T, H)
 
-    def _states(self, inputs: torch.Tensor, users: torch.Tensor | None) -> torch.Tensor:
-        """(B, T) items and (B, D) user vectors (or ``None``) -> (B, T, H) encoder states."""
+    def _states(
+        self, batch: dict[str, torch.Tensor], users: torch.Tensor | None, stage: str
+    ) -> torch.Tensor:
+        """(B, T, H) encoder states of a batch, given its (B, D) user vectors or ``None``."""
+        if "resets" in batch:
+            return self._session_states(batch, stage)
+        inputs = batch["inputs"]
         initial = None
         if self.user_fusion is not None and users is not None:
             initial = self.user_fusion.initial_state(users)
         return self.encode(inputs, initial)
+
+    def _session_states(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        """(B, 1, H) states of one session-parallel step, carrying each slot's state."""
+        encoder = self.encoder
+        assert isinstance(encoder, RecurrentEncoder)
+        embedded = self.embedding_dropout(self.item_embedding(batch["inputs"]))  # (B, 1, E)
+        state = self._carried.get(stage)
+        size = embedded.shape[0]
+        if state is None or _state_batch_size(state) != size:
+            state = encoder.zero_state(size, like=embedded)
+        keep = (~batch["resets"]).to(embedded.dtype).view(1, -1, 1)  # (1, B, 1)
+        states, final = encoder.step(embedded, _map_state(state, lambda s: s * keep))
+        # Truncated backpropagation: the next batch starts from the state, not its history.
+        self._carried[stage] = _map_state(final, torch.Tensor.detach)
+        return self.hidden_dropout(states)  # (B, 1, H)
 
     def _fuse(self, summary: torch.Tensor, users: torch.Tensor | None) -> torch.Tensor:
         if self.user_fusion is None or users is None:
@@ -190,11 +249,10 @@ class SequentialRecommender(RankingModule):
         inputs, targets = batch["inputs"], batch["targets"]
         users = self._user_vectors(batch)  # (B, D) or None
         mask = inputs > 0  # (B, T)
-        states = self._states(inputs, users)  # (B, T, H)
+        states = self._states(batch, users, "train")  # (B, T, H)
         summaries = self._fuse(self.attention(states, mask), users)[mask]  # (P, H)
         next_items = targets[mask]  # (P,)
-        # Score only real positions: padding would waste a (T, N) block per example.
-        losses = {"next_item": self.loss(self.scorer(summaries), next_items)}  # (P, N + 1)
+        losses = {"next_item": self._next_item_loss(batch, summaries, next_items, mask)}
         total = losses["next_item"]
         if len(self.heads):
             ratings = batch.get("ratings")
@@ -210,6 +268,25 @@ class SequentialRecommender(RankingModule):
         losses["total"] = total
         return losses
 
+    def _next_item_loss(
+        self,
+        batch: dict[str, torch.Tensor],
+        summaries: torch.Tensor,
+        next_items: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Loss of the (P,) real positions: full softmax, or against sampled negatives."""
+        if self.sampled_objective is None:
+            # Score only real positions: padding would waste a (T, N) block per example.
+            return self.loss(self.scorer(summaries), next_items)  # from (P, N + 1) scores
+        rows, positions = mask.nonzero(as_tuple=True)  # (P,), (P,): the order of [mask]
+        history = None if "resets" in batch else batch["inputs"]
+        loss, masked_share = self.sampled_objective(
+            self.scorer, Predictions(summaries, next_items, history, rows, positions)
+        )
+        self.log("train/masked_negatives", masked_share, on_step=False, on_epoch=True)
+        return loss
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         losses = self.training_losses(batch)
         for name, value in losses.items():
@@ -217,10 +294,12 @@ class SequentialRecommender(RankingModule):
             self.log(key, value, on_step=False, on_epoch=True, prog_bar=name == "total")
         return losses["total"]
 
-    def _evaluation_summary(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _evaluation_summary(
+        self, batch: dict[str, torch.Tensor], stage: str = "predict"
+    ) -> torch.Tensor:
         """(B, H) summary after the last input position of each example."""
         users = self._user_vectors(batch)  # (B, D) or None
-        states = self._states(batch["inputs"], users)  # (B, T, H)
+        states = self._states(batch, users, stage)  # (B, T, H)
         summary = self.attention.last(states, batch["lengths"])  # type: ignore[operator]
         return self._fuse(summary, users)  # (B, H)
 
@@ -228,7 +307,7 @@ class SequentialRecommender(RankingModule):
         return self.scorer(self._evaluation_summary(batch))  # (B, N + 1)
 
     def evaluation_scores(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        summary = self._evaluation_summary(batch)  # (B, H)
+        summary = self._evaluation_summary(batch, stage)  # (B, H)
         if len(self.heads):
             targets = batch["targets"]  # (B,)
             x = HeadInput(
@@ -237,6 +316,15 @@ class SequentialRecommender(RankingModule):
             for head in as_heads(self.heads).values():
                 head.update_metrics(x, stage)
         return self.scorer(summary)  # (B, N + 1)
+
+    def on_train_epoch_start(self) -> None:
+        self._carried.pop("train", None)
+
+    def on_validation_epoch_start(self) -> None:
+        self._carried.pop("val", None)
+
+    def on_test_epoch_start(self) -> None:
+        self._carried.pop("test", None)
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
@@ -268,3 +356,34 @@ class SequentialRecommender(RankingModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+
+def _map_state(
+    state: RecurrentState, function: Callable[[torch.Tensor], torch.Tensor]
+) -> RecurrentState:
+    """Apply ``function`` to the hidden state, or to both parts of an LSTM's (h, c)."""
+    if isinstance(state, tuple):
+        return function(state[0]), function(state[1])
+    return function(state)
+
+
+def _state_batch_size(state: RecurrentState) -> int:
+    return int((state[0] if isinstance(state, tuple) else state).shape[1])
+
+
+def _sampled_objective(
+    loss: nn.Module,
+    sampler: Mapping[str, Any] | None,
+    item_counts: np.ndarray | torch.Tensor | None,
+    num_items: int,
+) -> SampledObjective | None:
+    """The objective of a sampled loss; ``None`` for a loss over the whole catalogue."""
+    if not isinstance(loss, CandidateLoss | SampledSoftmax):
+        return None
+    name = type(loss).__name__
+    if sampler is None:
+        raise ValueError(f"loss {name} scores sampled negatives and needs a sampler (sampler=...)")
+    if item_counts is None:
+        raise ValueError(f"loss {name} needs item_counts, the training frequency of every item")
+    settings = {key: value for key, value in sampler.items() if not str(key).startswith("_")}
+    return SampledObjective(loss, BatchNegatives(item_counts=item_counts, **settings), num_items)

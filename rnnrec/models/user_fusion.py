@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-log = logging.getLogger(__name__)
+from rnnrec.models.encoders import RecurrentState
 
-RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+log = logging.getLogger(__name__)
 
 
 def no_user_fusion() -> None:

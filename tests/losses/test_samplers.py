@@ -9,8 +9,7 @@ from rnnrec.losses.samplers import (
     PopularitySampler,
     UniformSampler,
     accidental_hits,
-    in_batch_negatives,
-    mixed,
+    input_hits,
 )
 
 COUNTS = torch.tensor([50, 10, 0, 5, 20, 1])  # padding count 50 must be ignored; item 2 unseen
@@ -89,42 +88,26 @@ def test_invalid_counts_are_refused() -> None:
         PopularitySampler(COUNTS, -1.0)
 
 
-def test_accidental_hits_target_inputs_and_padding() -> None:
-    candidates = torch.tensor([[5, 7, 0, 3], [1, 2, 3, 4]])
+def test_accidental_hits_target_and_padding() -> None:
     targets = torch.tensor([7, 9])
-    assert accidental_hits(candidates, targets).tolist() == [
+    per_row = torch.tensor([[5, 7, 0, 3], [1, 2, 3, 4]])
+    assert accidental_hits(per_row, targets).tolist() == [
         [False, True, True, False],
         [False, False, False, False],
     ]
-    inputs = torch.tensor([[3, 0, 0], [4, 2, 2]])  # left-padded histories, unsorted
-    assert accidental_hits(candidates, targets, inputs).tolist() == [
-        [False, True, True, True],
-        [False, True, False, True],
+    shared = torch.tensor([9, 7, 0])
+    assert accidental_hits(shared, targets).tolist() == [[False, True, True], [True, False, True]]
+
+
+def test_input_hits_mask_only_the_items_seen_up_to_the_position() -> None:
+    inputs = torch.tensor([[3, 5, 4, 0], [4, 4, 2, 1]])  # right-padded windows
+    rows = torch.tensor([0, 0, 0, 1, 1])
+    positions = torch.tensor([0, 1, 2, 0, 3])
+    candidates = torch.tensor([5, 4, 9, 5, 1])  # 9 is in no input; 5 appears twice
+    assert input_hits(candidates, inputs, rows, positions).tolist() == [
+        [False, False, False, False, False],  # row 0 has seen [3]
+        [True, False, False, True, False],  # [3, 5]
+        [True, True, False, True, False],  # [3, 5, 4]
+        [False, True, False, False, False],  # row 1 has seen [4]
+        [False, True, False, False, True],  # [4, 4, 2, 1]
     ]
-
-
-def test_in_batch_negatives() -> None:
-    targets = torch.tensor([3, 5, 3, 0])
-    candidates, mask = in_batch_negatives(targets)
-    assert candidates.tolist() == [[3, 5, 3, 0]] * 4
-    assert mask.tolist() == [
-        [True, False, True, True],  # own target twice, padding
-        [False, True, False, True],
-        [True, False, True, True],
-        [False, False, False, True],
-    ]
-
-
-def test_mixed_shares_the_extra_samples_across_the_batch() -> None:
-    sampler = UniformSampler(2, buffer_size=100, generator=torch.Generator().manual_seed(4))
-    targets = torch.tensor([1, 2, 2])
-    inputs = torch.tensor([[0, 2], [0, 0], [0, 1]])
-    candidates, mask = mixed(targets, sampler, extra=5, input_items=inputs)
-    assert candidates.shape == mask.shape == (3, 8)
-    assert candidates[:, :3].tolist() == [[1, 2, 2]] * 3
-    assert (candidates[:, 3:] == candidates[0, 3:]).all()  # drawn once for the whole batch
-    expected = accidental_hits(candidates, targets, inputs)
-    assert torch.equal(mask, expected)
-    # Row 0 excludes item 1 (target) and item 2 (input): nothing is left; row 1 keeps item 1.
-    assert mask[0].all()
-    assert torch.equal(~mask[1], candidates[1] == 1)
