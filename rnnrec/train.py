@@ -38,9 +38,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
     pl.seed_everything(cfg.seed, workers=True)
     check_task_fits_model(cfg)
     check_optimized_metric(cfg)
-    if cfg.data.get("path"):
-        # Recorded absolute, so the run's config finds the file from any folder later.
-        cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
+    for key in ("path", "test_path"):
+        if cfg.data.get(key):
+            # Recorded absolute, so the run's config finds the file from any folder later.
+            cfg.data[key] = str(Path(cfg.data[key]).expanduser().resolve())
 
     datamodule: SequenceDataModule = instantiate(cfg.data)
     datamodule.load()
@@ -130,7 +131,7 @@ def build_model(model_cfg: DictConfig, datamodule: SequenceDataModule) -> pl.Lig
         if session_parallel:
             raise ValueError(
                 f"data {datamodule.name} holds sessions without users: models that need "
-                "users (cf other than none, itemknn, bprmf) do not apply to it"
+                "a user-item matrix (itemknn, bprmf) do not apply to it"
             )
         assert datamodule.interactions is not None
         return datamodule.interactions
@@ -152,9 +153,14 @@ def build_model(model_cfg: DictConfig, datamodule: SequenceDataModule) -> pl.Lig
         {
             "num_items": lambda: datamodule.num_items,
             "item_counts": datamodule.train_item_counts,
-            "num_users": lambda: interactions().num_users,
-            "known_users": lambda: users_with_training_windows(
-                interactions().user[datamodule.train_starts], interactions().num_users
+            # Session data has no users: None lets the model say that cf needs them.
+            "num_users": lambda: None if session_parallel else interactions().num_users,
+            "known_users": lambda: (
+                None
+                if session_parallel
+                else users_with_training_windows(
+                    interactions().user[datamodule.train_starts], interactions().num_users
+                )
             ),
             "pretrained_item_vectors": pretrained_item_vectors,
             "train_matrix": lambda: training_matrix(interactions(), datamodule.split.train_end),

@@ -22,15 +22,21 @@ TINY = [
 
 def config(tmp_path: Path, *overrides: str) -> DictConfig:
     """The training config with :data:`TINY` sizes, writing everything below ``tmp_path``."""
-    # Baselines have no embedding size to shrink.
+    # Baselines have no embedding size to shrink; session data has no windows to cut.
     baseline = any(o in overrides for o in ("model=pop", "model=itemknn"))
+    sessions = any(o in overrides for o in ("data=sessions", "data=yoochoose_sample"))
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(
             "train",
             overrides=[
                 f"paths.output_dir={tmp_path / 'outputs'}",
                 f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-                *(o for o in TINY if not (baseline and o.startswith("model."))),
+                *(
+                    o
+                    for o in TINY
+                    if not (baseline and o.startswith("model."))
+                    and not (sessions and o.startswith("data."))
+                ),
                 *overrides,
             ],
         )
