@@ -15,6 +15,7 @@ from typing import Any
 import hydra
 import lightning.pytorch as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
@@ -25,6 +26,17 @@ from rnnrec.tracking import mlflow_run
 from rnnrec.tracking.timing import EpochTimer
 
 log = logging.getLogger(__name__)
+
+# Sampled losses by class, as their conf/loss files name them (for run names).
+SAMPLED_LOSS_NAMES = {
+    "SampledSoftmax": "sampled_ce",
+    "BPR": "bpr",
+    "TOP1": "top1",
+    "BPRMax": "bpr_max",
+    "TOP1Max": "top1_max",
+    "BCE": "bce",
+    "GBCE": "gbce",
+}
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -89,7 +101,8 @@ def check_task_fits_model(cfg: DictConfig) -> None:
 
 
 def default_run_name(cfg: DictConfig) -> str:
-    """``data-model``, e.g. ``ml100k-gru``, ``ml100k-lstm-additive`` or ``ml100k-pop``."""
+    """``data-model``, e.g. ``ml100k-gru``, ``ml100k-lstm-additive``, ``ml100k-pop``, or with a
+    sampled loss ``ml100k-gru-bpr_max-mixed``."""
     target = str(cfg.model._target_).rsplit(".", 1)[-1]
     if target != "SequentialRecommender":
         short = {"PopularityRecommender": "pop", "ItemKNNRecommender": "itemknn"}
@@ -99,6 +112,9 @@ def default_run_name(cfg: DictConfig) -> str:
     attention = str(cfg.model.attention.get("_target_", "")).rsplit(".", 1)[-1]
     if attention and attention != "LastState":
         parts.append(attention.removesuffix("Attention").lower())
+    loss = str(cfg.model.loss.get("_target_", "")).rsplit(".", 1)[-1]
+    if loss in SAMPLED_LOSS_NAMES:
+        parts += [SAMPLED_LOSS_NAMES[loss], str(cfg.model.sampler.name)]
     return "-".join([str(cfg.data.name), *parts])
 
 

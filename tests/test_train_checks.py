@@ -1,9 +1,17 @@
 """Checks that run before any training: settings that cannot work fail at once."""
 
+from pathlib import Path
+
 import pytest
+from omegaconf import OmegaConf
 
 from rnnrec import recommend
-from rnnrec.train import check_optimized_metric, default_run_name
+from rnnrec.train import (
+    CONFIG_DIR,
+    SAMPLED_LOSS_NAMES,
+    check_optimized_metric,
+    default_run_name,
+)
 from tests.e2e import config
 
 
@@ -21,10 +29,19 @@ def test_early_stopping_metric_must_be_computed(tmp_path):
         (("model=sasrec",), "ml100k-sasrec"),
         (("model=pop",), "ml100k-pop"),
         (("model=bprmf",), "ml100k-bprmf"),
+        (("loss=bpr_max", "sampler=mixed"), "ml100k-gru-bpr_max-mixed"),
+        (("loss=sampled_ce",), "ml100k-gru-sampled_ce-uniform"),
     ],
 )
 def test_run_names_say_data_and_model(tmp_path, overrides, name):
     assert default_run_name(config(tmp_path, *overrides)) == name
+
+
+def test_every_sampled_loss_config_has_its_run_name():
+    files = sorted(Path(CONFIG_DIR, "loss").glob("*.yaml"))
+    targets = {f.stem: OmegaConf.load(f)["_target_"].rsplit(".", 1)[-1] for f in files}
+    sampled = {stem: target for stem, target in targets.items() if stem != "ce"}
+    assert {SAMPLED_LOSS_NAMES[target]: target for target in sampled.values()} == sampled
 
 
 def test_recommend_refuses_a_folder_without_a_store(tmp_path, monkeypatch, capsys):
