@@ -15,14 +15,13 @@ from typing import Any
 import hydra
 import lightning.pytorch as pl
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
 from rnnrec.data.datamodule import SequenceDataModule
 from rnnrec.models.ranking_module import RankingModule
-from rnnrec.tracking import mlflow_run
+from rnnrec.tracking import mlflow_run, sweep_run
 from rnnrec.tracking.timing import EpochTimer
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
         experiment_name=cfg.logger.experiment_name,
         run_name=cfg.logger.run_name or default_run_name(cfg),
         tracking_uri=tracking_uri,
-        tags={"git_commit": mlflow_run.git_commit(), "data_fingerprint": datamodule.fingerprint},
+        tags={
+            "git_commit": mlflow_run.git_commit(),
+            "data_fingerprint": datamodule.fingerprint,
+            **sweep_run.job_tags(),
+        },
     )
     error: BaseException | None = None
     try:
