@@ -1,0 +1,230 @@
+"""``rnnrec-report EXPERIMENT``: the grouped result table and plots of a study, from MLflow.
+
+Runs of one experiment are grouped by the settings their sweep varied (the keys of each
+job's ``sweep.overrides`` tag, seeds excepted, or ``--group-by``), and every group gets the
+mean and standard deviation of each metric over its runs (its seeds). The table is printed,
+written as Markdown and CSV, drawn as PNG plots (each metric against each grouped setting,
+and accuracy against training time with the Pareto front), and logged to the sweep's parent
+run when the runs have one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rnnrec.tracking import mlflow_run
+from rnnrec.tracking.sweep_run import SWEEP_TAG
+
+log = logging.getLogger(__name__)
+
+DEFAULT_METRICS = ("test/ndcg_10", "test/hr_10", "time/epoch_s", "time/fit_s")
+# Keys that differ between the runs of a sweep without being what it compares.
+NOT_GROUPS = {"seed"}
+
+
+def job_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Finished training runs: neither sweep parent runs nor failed or killed jobs."""
+    parent = runs.get(f"tags.{SWEEP_TAG}", pd.Series(index=runs.index, dtype=object))
+    return runs[(runs["status"] == "FINISHED") & (parent != "true")]
+
+
+def swept_keys(runs: pd.DataFrame) -> list[str]:
+    """Config keys set by the sweeps' overrides (``a.b=value``), in first-seen order."""
+    column = runs.get("tags.sweep.overrides")
+    keys: dict[str, None] = {}
+    if column is not None:
+        for overrides in column.dropna():
+            for item in str(overrides).split():
+                key = item.split("=", 1)[0].lstrip("+~")
+                if "=" in item and key not in NOT_GROUPS and not key.startswith("optuna."):
+                    keys[key] = None
+    return list(keys)
+
+
+def parse_overrides(text: object) -> dict[str, str]:
+    """``"loss=bpr +x.y=2 seed=1"`` -> ``{"loss": "bpr", "x.y": "2", "seed": "1"}``."""
+    if not isinstance(text, str):
+        return {}
+    pairs = (item.split("=", 1) for item in text.split() if "=" in item)
+    return {key.lstrip("+~"): value for key, value in pairs}
+
+
+def setting_values(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Each run's value of each key: from its sweep overrides, else its logged params.
+
+    Overrides hold config-group choices (``loss=bpr``), which the params (the resolved
+    config) only show as their contents.
+    """
+    overrides = runs.get("tags.sweep.overrides", pd.Series(index=runs.index, dtype=object))
+    parsed = overrides.map(parse_overrides)
+    values = pd.DataFrame(index=runs.index)
+    for key in keys:
+        from_tags = parsed.map(lambda found, key=key: found.get(key))
+        from_params = runs.get(f"params.{key}", pd.Series(index=runs.index, dtype=object))
+        values[key] = from_tags.fillna(from_params).fillna("-").astype(str)
+    return values
+
+
+def grouped_table(
+    runs: pd.DataFrame, group_by: Sequence[str], metrics: Sequence[str]
+) -> pd.DataFrame:
+    """One row per group: its settings, ``runs`` (count), and ``mean``/``std`` per metric.
+
+    A group's std is the sample standard deviation over its runs (0 for a single run).
+    """
+    present = [m for m in metrics if f"metrics.{m}" in runs]
+    if not present:
+        raise ValueError(f"no run logged any of the metrics {', '.join(metrics)}")
+    frame = setting_values(runs, group_by)
+    for metric in present:
+        frame[metric] = runs[f"metrics.{metric}"].astype(float)
+    keys = list(group_by) or ["all"]
+    if not group_by:
+        frame["all"] = "all runs"
+    grouped = frame.groupby(keys, sort=True)
+    table = grouped.size().rename("runs").to_frame()
+    for metric in present:
+        table[f"{metric} mean"] = grouped[metric].mean()
+        table[f"{metric} std"] = grouped[metric].std(ddof=1).fillna(0.0)
+    return table.reset_index()
+
+
+def markdown(table: pd.DataFrame, metrics: Sequence[str]) -> str:
+    """GitHub Markdown, each metric as ``mean ± std``."""
+    shown = [c for c in table.columns if not c.endswith((" mean", " std"))]
+    present = [m for m in metrics if f"{m} mean" in table]
+    lines = ["| " + " | ".join(shown + present) + " |", "|" + "---|" * (len(shown) + len(present))]
+    for _, row in table.iterrows():
+        cells = [str(row[c]) for c in shown]
+        for metric in present:
+            digits = 1 if metric.startswith("time/") else 4
+            cells.append(f"{row[f'{metric} mean']:.{digits}f} ± {row[f'{metric} std']:.{digits}f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def pareto_front(cost: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats (less or equal cost and more gain, or
+    equal gain and less cost), by increasing cost."""
+    order = np.lexsort((-gain, cost))  # by cost, then best gain first
+    front, best = [], -np.inf
+    for index in order:
+        if gain[index] > best:
+            front.append(index)
+            best = gain[index]
+    return np.asarray(front, dtype=np.int64)
+
+
+def plot(
+    table: pd.DataFrame, group_by: Sequence[str], metrics: Sequence[str], folder: Path
+) -> list[Path]:
+    """PNG plots: each metric against each grouped setting, and accuracy against time."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and in CI
+    import matplotlib.pyplot as plt
+
+    paths = []
+    present = [m for m in metrics if f"{m} mean" in table]
+    for key in group_by:
+        for metric in present:
+            figure, axes = plt.subplots(figsize=(6, 3.5))
+            by_value = table.groupby(key)[[f"{metric} mean", f"{metric} std"]].mean()
+            labels = [str(v) for v in by_value.index]
+            axes.bar(labels, by_value[f"{metric} mean"], yerr=by_value[f"{metric} std"])
+            axes.set_xlabel(key)
+            axes.set_ylabel(metric)
+            axes.tick_params(axis="x", labelrotation=30)
+            figure.tight_layout()
+            path = folder / f"{metric.replace('/', '_')}_by_{key.replace('/', '_')}.png"
+            figure.savefig(path, dpi=100)
+            plt.close(figure)
+            paths.append(path)
+    accuracy, time = "test/ndcg_10", "time/fit_s"
+    if f"{accuracy} mean" in table and f"{time} mean" in table:
+        cost = table[f"{time} mean"].to_numpy(dtype=float)
+        gain = table[f"{accuracy} mean"].to_numpy(dtype=float)
+        front = pareto_front(cost, gain)
+        figure, axes = plt.subplots(figsize=(6, 4))
+        axes.scatter(cost, gain, label="configurations")
+        axes.plot(cost[front], gain[front], "r.-", label="Pareto front")
+        for index in front:
+            label = ", ".join(str(table.iloc[index][k]) for k in group_by)
+            axes.annotate(label, (cost[index], gain[index]), fontsize=7)
+        axes.set_xlabel(f"{time} (mean)")
+        axes.set_ylabel(f"{accuracy} (mean)")
+        axes.legend()
+        figure.tight_layout()
+        path = folder / "accuracy_vs_time.png"
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        paths.append(path)
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rnnrec-report", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("experiment", help="MLflow experiment name")
+    parser.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or ./mlflow.db")
+    parser.add_argument("--group-by", nargs="+", help="config keys (default: the swept ones)")
+    parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
+    parser.add_argument("--out", type=Path, help="default: reports/EXPERIMENT")
+    parser.add_argument("--no-log", action="store_true", help="do not log to the parent run")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = mlflow_run.resolve_tracking_uri(args.tracking_uri)
+    client = MlflowClient(uri)
+    if client.get_experiment_by_name(args.experiment) is None:
+        print(f"rnnrec-report: no experiment {args.experiment!r} in {uri}", file=sys.stderr)
+        return 1
+    mlflow.set_tracking_uri(uri)
+    runs = job_runs(mlflow.search_runs(experiment_names=[args.experiment]))
+    if runs.empty:
+        print(f"rnnrec-report: no finished runs in {args.experiment!r}", file=sys.stderr)
+        return 1
+    group_by = args.group_by if args.group_by is not None else swept_keys(runs)
+    try:
+        table = grouped_table(runs, group_by, args.metrics)
+    except ValueError as error:
+        print(f"rnnrec-report: {error}", file=sys.stderr)
+        return 1
+
+    text = markdown(table, args.metrics)
+    print(text, end="")
+    folder = args.out or Path("reports") / args.experiment
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.md").write_text(text)
+    table.to_csv(folder / "report.csv", index=False)
+    paths = [
+        folder / "report.md",
+        folder / "report.csv",
+        *plot(table, group_by, args.metrics, folder),
+    ]
+    print(f"wrote {len(paths)} files to {folder}")
+
+    parents = runs.get("tags.mlflow.parentRunId", pd.Series(dtype=object)).dropna().unique()
+    if not args.no_log and len(parents):
+        # The newest sweep's parent run receives the report of the whole experiment.
+        newest = runs.dropna(subset=["tags.mlflow.parentRunId"]).sort_values("start_time")
+        parent = str(newest["tags.mlflow.parentRunId"].iloc[-1])
+        for path in paths:
+            client.log_artifact(parent, str(path), artifact_path="report")
+        print(f"logged to the sweep's parent run {parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
