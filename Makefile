@@ -31,4 +31,4 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy rnnrec
+	$(VENV)/bin/mypy rnnrec hydra_plugins

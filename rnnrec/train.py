@@ -23,6 +23,7 @@ from rnnrec.data.datamodule import SequenceDataModule
 from rnnrec.models.ranking_module import RankingModule
 from rnnrec.tracking import mlflow_run, sweep_run
 from rnnrec.tracking.timing import EpochTimer
+from rnnrec.tuning.pruning import PRUNED_TAG, is_pruned, pruning_callback, trial_tags
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
             "git_commit": mlflow_run.git_commit(),
             "data_fingerprint": datamodule.fingerprint,
             **sweep_run.job_tags(),
+            **trial_tags(cfg),
         },
     )
     error: BaseException | None = None
@@ -88,6 +90,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
         raise
     finally:
         status = mlflow_run.end_status(error)
+        if is_pruned(error):
+            # Optuna stopped a lagging trial: not a failure, and the UI can filter on the tag.
+            status = "KILLED"
+            logger.experiment.set_tag(logger.run_id, PRUNED_TAG, "true")
         logger.experiment.set_terminated(logger.run_id, status)
         log.info("MLflow run %s ended %s", logger.run_id, status)
 
@@ -227,6 +233,9 @@ def fit_and_test(
     """Train with early stopping on validation, then validate and test the best checkpoint."""
     timer = EpochTimer()
     callbacks = [timer] + [instantiate(c) for c in cfg.callbacks.values()]
+    pruning = pruning_callback(cfg)  # only inside an Optuna sweep with a storage
+    if pruning is not None:
+        callbacks.append(pruning)
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
 
     fit_seconds = 0.0
@@ -319,12 +328,12 @@ def _quiet_third_parties() -> None:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float:
-    """Hydra entry point; returns validation NDCG@10 for sweepers."""
+def main(cfg: DictConfig) -> dict[str, float]:
+    """Hydra entry point; returns every final metric, from which sweepers pick objectives."""
     _quiet_third_parties()
     results, run_id = train(cfg)
     print_summary(results, run_id)
-    return results.get(cfg.optimized_metric, float("nan"))
+    return results
 
 
 if __name__ == "__main__":

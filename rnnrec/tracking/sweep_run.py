@@ -96,6 +96,7 @@ class MLflowSweepRun(Callback):
             return
         try:
             summarise_sweep(self.client, self.run_id, str(config.optimized_metric))
+            self._log_sweep_outputs(Path(str(config.hydra.sweep.dir)))
             status = "FINISHED"
         except Exception:
             # Hydra would only warn about an exception raised here; say what went wrong.
@@ -104,6 +105,13 @@ class MLflowSweepRun(Callback):
         self.client.set_terminated(self.run_id, status)
         os.environ.pop(PARENT_RUN_ENV, None)
         self.run_id = None
+
+    def _log_sweep_outputs(self, sweep_dir: Path) -> None:
+        """What the sweeper left in the sweep folder: Optuna's results and study plots."""
+        assert self.client is not None and self.run_id is not None
+        for pattern in ("optimization_results.yaml", "optuna_*.png"):
+            for path in sorted(sweep_dir.glob(pattern)):
+                self.client.log_artifact(self.run_id, str(path), artifact_path="optuna")
 
     def _end_if_running(self) -> None:
         """At exit: a sweep that never reached ``on_multirun_end`` crashed or was stopped."""

@@ -1,0 +1,1 @@
+"""Tests of the Optuna sweeper plugin and the pruning helpers (rnnrec.tuning)."""
