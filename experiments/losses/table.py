@@ -14,6 +14,7 @@ import sys
 import mlflow
 import pandas as pd
 
+from rnnrec.report import job_runs
 from rnnrec.tracking.mlflow_run import resolve_tracking_uri
 
 COLUMNS = {
@@ -32,7 +33,7 @@ OTHER = ("metrics.test_seen_included/ndcg_10", "metrics.test_seen_excluded/ndcg_
 
 def table(runs: pd.DataFrame) -> pd.DataFrame:
     """The printed columns of finished runs, best test NDCG@10 first."""
-    runs = runs[runs["status"] == "FINISHED"].reindex(columns=[*runs.columns, *COLUMNS])
+    runs = job_runs(runs).reindex(columns=[*runs.columns, *COLUMNS])
     runs = runs.loc[:, ~runs.columns.duplicated()]
     out = runs[list(COLUMNS)].rename(columns=COLUMNS)
     out["loss"] = out["loss"].str.rsplit(".", n=1).str[-1]
