@@ -1,8 +1,10 @@
-"""Shared fixtures: every test gets its own cache folder, and third parties stay quiet."""
+"""Shared fixtures: every test gets its own cache folder and MLflow default, and third parties
+stay quiet."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +23,16 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RNNREC_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_mlflow_store() -> Iterator[None]:
+    """Tests write to their own stores, never to a store named in the environment.
+
+    MLflow also exports the URI of the store a run used into os.environ; without the
+    clean-up after each test, that store would become the default of every later test and
+    subprocess. (monkeypatch.delenv would not undo a variable that was absent at setup.)
+    """
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)

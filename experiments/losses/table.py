@@ -16,6 +16,7 @@ import pandas as pd
 
 from rnnrec.report import job_runs
 from rnnrec.tracking.mlflow_run import resolve_tracking_uri
+from rnnrec.train import SAMPLED_LOSS_NAMES
 
 COLUMNS = {
     "params.loss._target_": "loss",
@@ -36,11 +37,13 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
     runs = job_runs(runs).reindex(columns=[*runs.columns, *COLUMNS])
     runs = runs.loc[:, ~runs.columns.duplicated()]
     out = runs[list(COLUMNS)].rename(columns=COLUMNS)
-    out["loss"] = out["loss"].str.rsplit(".", n=1).str[-1]
+    # Config names (ce, sampled_ce, bpr_max, ...) rather than class names.
+    names = {"FullSoftmaxCrossEntropy": "ce", **SAMPLED_LOSS_NAMES}
+    out["loss"] = out["loss"].str.rsplit(".", n=1).str[-1].map(lambda c: names.get(c, c))
     other = [c for c in OTHER if c in runs]
     out["NDCG@10, other protocol"] = runs[other].bfill(axis=1).iloc[:, 0] if other else None
     # A loss over the whole catalogue samples nothing.
-    out.loc[out["loss"] == "FullSoftmaxCrossEntropy", "sampler"] = "-"
+    out.loc[out["loss"] == "ce", "sampler"] = "-"
     return out.sort_values("NDCG@10", ascending=False)
 
 

@@ -107,10 +107,12 @@ class SampledSoftmax(nn.Module):
                 target_scores = target_scores - target_log_q  # (P,)
         elif candidate_log_q is not None or target_log_q is not None:
             raise ValueError("log q given but logq_correction=False: it would be ignored")
-        # The target column is always valid, so the log-sum-exp stays finite on empty rows.
         candidates = candidate_scores.masked_fill(candidate_mask, float("-inf"))  # (P, C)
-        logits = torch.cat([target_scores.unsqueeze(1), candidates], dim=1)  # (P, 1 + C)
-        return _reduce(torch.logsumexp(logits, dim=1) - target_scores, reduction)
+        # log(exp(t) + sum_j exp(n_j)) without copying [t, n] into one (P, 1 + C) block. On a
+        # row with every candidate masked, logsumexp is -inf, the loss t - t = 0, and the
+        # masked entries' gradients are zeroed by masked_fill's backward.
+        log_normaliser = torch.logaddexp(target_scores, torch.logsumexp(candidates, dim=1))
+        return _reduce(log_normaliser - target_scores, reduction)
 
 
 class BPR(CandidateLoss):

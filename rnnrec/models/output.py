@@ -63,7 +63,7 @@ class ItemScorer(nn.Module):
 
     def score_items(self, projected: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(P, E) projected summaries and (C,) items -> (P, C) scores of those items only."""
-        return projected @ self.item_weight[items].T + self.bias[items]
+        return torch.addmm(self.bias[items], projected, self.item_weight[items].T)  # fused
 
     def score_targets(self, projected: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(P, E) projected summaries and (P,) targets -> (P,) each row's own target score."""
