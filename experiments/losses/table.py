@@ -21,6 +21,7 @@ from rnnrec.train import SAMPLED_LOSS_NAMES
 COLUMNS = {
     "params.loss._target_": "loss",
     "params.sampler.name": "sampler",
+    "params.sampler.num_negatives": "negatives",
     "params.eval.exclude_seen": "seen excluded",
     "metrics.test/ndcg_10": "NDCG@10",
     "metrics.test/hr_10": "HR@10",
@@ -43,7 +44,8 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
     other = [c for c in OTHER if c in runs]
     out["NDCG@10, other protocol"] = runs[other].bfill(axis=1).iloc[:, 0] if other else None
     # A loss over the whole catalogue samples nothing.
-    out.loc[out["loss"] == "ce", "sampler"] = "-"
+    out.loc[out["loss"] == "ce", ["sampler", "negatives"]] = "-"
+    out.loc[out["sampler"] == "in_batch", "negatives"] = "batch"
     return out.sort_values("NDCG@10", ascending=False)
 
 
