@@ -25,6 +25,21 @@ from rnnrec.tracking.sweep_run import SWEEP_TAG
 log = logging.getLogger(__name__)
 
 DEFAULT_METRICS = ("test/ndcg_10", "test/hr_10", "time/epoch_s", "time/fit_s")
+# Config groups whose choice tells runs apart even outside a sweep (logged as choice.<group>).
+CHOICE_GROUPS = (
+    "data",
+    "model",
+    "encoder",
+    "attention",
+    "loss",
+    "sampler",
+    "cf",
+    "embedding",
+    "task",
+    "optimizer",
+    "scheduler",
+    "experiment",
+)
 # Keys that differ between the runs of a sweep without being what it compares.
 NOT_GROUPS = {"seed"}
 
@@ -33,6 +48,14 @@ def job_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Finished training runs: neither sweep parent runs nor failed or killed jobs."""
     parent = runs.get(f"tags.{SWEEP_TAG}", pd.Series(index=runs.index, dtype=object))
     return runs[(runs["status"] == "FINISHED") & (parent != "true")]
+
+
+def default_group_keys(runs: pd.DataFrame) -> list[str]:
+    """The settings that tell these runs apart: keys their sweeps set and config-group
+    choices, each kept only if it takes more than one value among the runs."""
+    candidates = dict.fromkeys([*swept_keys(runs), *CHOICE_GROUPS])
+    values = setting_values(runs, list(candidates))
+    return [key for key in candidates if values[key].nunique() > 1]
 
 
 def swept_keys(runs: pd.DataFrame) -> list[str]:
@@ -57,18 +80,17 @@ def parse_overrides(text: object) -> dict[str, str]:
 
 
 def setting_values(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Each run's value of each key: from its sweep overrides, else its logged params.
-
-    Overrides hold config-group choices (``loss=bpr``), which the params (the resolved
-    config) only show as their contents.
-    """
+    """Each run's value of each key: from its sweep overrides, else its logged params
+    (``key``, or ``choice.key`` for a config-group choice such as ``loss``), else ``-``."""
     overrides = runs.get("tags.sweep.overrides", pd.Series(index=runs.index, dtype=object))
     parsed = overrides.map(parse_overrides)
     values = pd.DataFrame(index=runs.index)
     for key in keys:
         from_tags = parsed.map(lambda found, key=key: found.get(key))
-        from_params = runs.get(f"params.{key}", pd.Series(index=runs.index, dtype=object))
-        values[key] = from_tags.fillna(from_params).fillna("-").astype(str)
+        empty = pd.Series(index=runs.index, dtype=object)
+        from_params = runs.get(f"params.{key}", empty)
+        from_choice = runs.get(f"params.choice.{key}", empty)
+        values[key] = from_tags.fillna(from_params).fillna(from_choice).fillna("-").astype(str)
     return values
 
 
@@ -131,6 +153,8 @@ def plot(
     matplotlib.use("Agg")  # files only: no display on servers and in CI
     import matplotlib.pyplot as plt
 
+    for old in [*folder.glob("*_by_*.png"), folder / "accuracy_vs_time.png"]:
+        old.unlink(missing_ok=True)  # plots of an earlier grouping would mislead
     paths = []
     present = [m for m in metrics if f"{m} mean" in table]
     for key in group_by:
@@ -138,7 +162,9 @@ def plot(
             figure, axes = plt.subplots(figsize=(6, 3.5))
             by_value = table.groupby(key)[[f"{metric} mean", f"{metric} std"]].mean()
             labels = [str(v) for v in by_value.index]
-            axes.bar(labels, by_value[f"{metric} mean"], yerr=by_value[f"{metric} std"])
+            positions = range(len(labels))  # categories, even when the values look numeric
+            axes.bar(positions, by_value[f"{metric} mean"], yerr=by_value[f"{metric} std"])
+            axes.set_xticks(list(positions), labels)
             axes.set_xlabel(key)
             axes.set_ylabel(metric)
             axes.tick_params(axis="x", labelrotation=30)
@@ -169,16 +195,36 @@ def plot(
     return paths
 
 
+def _single_parent(runs: pd.DataFrame) -> str | None:
+    """The sweep run all these runs belong to; ``None`` (and a note) when they span several
+    sweeps or none, since the report would not describe any one sweep."""
+    column = runs.get("tags.mlflow.parentRunId", pd.Series(index=runs.index, dtype=object))
+    parents = column.unique()
+    if len(parents) == 1 and isinstance(parents[0], str):
+        return str(parents[0])
+    log.info("runs from %d sweeps (or none): report not logged to a sweep run", len(parents))
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rnnrec-report", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("experiment", help="MLflow experiment name")
     parser.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or ./mlflow.db")
-    parser.add_argument("--group-by", nargs="+", help="config keys (default: the swept ones)")
     parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
     parser.add_argument("--out", type=Path, help="default: reports/EXPERIMENT")
-    parser.add_argument("--no-log", action="store_true", help="do not log to the parent run")
+    parser.add_argument(
+        "--group-by",
+        nargs="+",
+        dest="group_by",
+        help="settings to group by: config keys (encoder.hidden_size) or config groups (loss);\n"
+        "default: those that differ among the runs, seeds excepted",
+    )
+    parser.add_argument(
+        "--parent", help="sweep run to log the report to (default: the runs' one sweep run)"
+    )
+    parser.add_argument("--no-log", action="store_true", help="do not log to a sweep run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -195,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if runs.empty:
         print(f"rnnrec-report: no finished runs in {args.experiment!r}", file=sys.stderr)
         return 1
-    group_by = args.group_by if args.group_by is not None else swept_keys(runs)
+    group_by = args.group_by if args.group_by is not None else default_group_keys(runs)
     try:
         table = grouped_table(runs, group_by, args.metrics)
     except ValueError as error:
@@ -215,14 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     print(f"wrote {len(paths)} files to {folder}")
 
-    parents = runs.get("tags.mlflow.parentRunId", pd.Series(dtype=object)).dropna().unique()
-    if not args.no_log and len(parents):
-        # The newest sweep's parent run receives the report of the whole experiment.
-        newest = runs.dropna(subset=["tags.mlflow.parentRunId"]).sort_values("start_time")
-        parent = str(newest["tags.mlflow.parentRunId"].iloc[-1])
+    parent = args.parent or _single_parent(runs)
+    if not args.no_log and parent:
         for path in paths:
             client.log_artifact(parent, str(path), artifact_path="report")
-        print(f"logged to the sweep's parent run {parent}")
+        print(f"logged to the sweep run {parent}")
     return 0
 
 

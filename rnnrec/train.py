@@ -209,12 +209,25 @@ def build_model_from_facts(
     return instantiate(model_cfg, **extra)
 
 
+def config_group_choices() -> dict[str, str]:
+    """``{"loss": "bpr_max", ...}`` in a Hydra app; empty when composed without one (tests)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {k: str(v) for k, v in choices.items() if not k.startswith("hydra/") and v}
+
+
 def log_run_inputs(logger: MLFlowLogger, cfg: DictConfig, datamodule: SequenceDataModule) -> None:
     """Params (flattened config), the full config file and the id maps of this run."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     run_id = str(logger.run_id)
     params = mlflow_run.flatten(resolved)  # type: ignore[arg-type]
+    # The config-group choices (loss=bpr_max, sampler=mixed, ...) as the user typed them:
+    # the resolved config only shows their contents. rnnrec-report groups by them.
+    params.update({f"choice.{k}": str(v) for k, v in config_group_choices().items()})
     mlflow_run.log_params(logger.experiment, run_id, params)
     with tempfile.TemporaryDirectory() as folder:
         config_file = Path(folder) / "config.yaml"

@@ -76,3 +76,21 @@ def test_pareto_front_keeps_only_unbeaten_points():
     gain = [0.1, 0.3, 0.35, 0.2, 0.05]
 
     assert pareto_front(np.array(cost), np.array(gain)).tolist() == [4, 0, 1, 2]
+
+
+def test_runs_outside_sweeps_are_told_apart_by_their_choices(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("loose")
+    for data, loss, ndcg in (("ml100k", "ce", 0.1), ("ml100k", "bpr", 0.2), ("yc", "ce", 0.3)):
+        run = client.create_run(experiment).info.run_id
+        client.log_param(run, "choice.data", data)
+        client.log_param(run, "choice.loss", loss)
+        client.log_param(run, "seed", "42")
+        client.log_metric(run, "test/ndcg_10", ndcg)
+        client.set_terminated(run, "FINISHED")
+    out = tmp_path / "report"
+    assert main(["loose", "--tracking-uri", uri, "--out", str(out)]) == 0
+    table = pd.read_csv(out / "report.csv")
+    assert list(table.columns[:3]) == ["data", "loss", "runs"]  # seed is constant: no column
+    assert len(table) == 3 and (table["runs"] == 1).all()

@@ -29,6 +29,7 @@ def test_early_stopping_metric_must_be_computed(tmp_path):
         (("model=sasrec",), "ml100k-sasrec"),
         (("model=pop",), "ml100k-pop"),
         (("model=bprmf",), "ml100k-bprmf"),
+        (("experiment=quick", "model=pop"), "ml100k-pop"),
         (("loss=bpr_max", "sampler=mixed"), "ml100k-gru-bpr_max-mixed"),
         (("loss=sampled_ce",), "ml100k-gru-sampled_ce-uniform"),
     ],

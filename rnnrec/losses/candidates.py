@@ -57,6 +57,13 @@ class BatchNegatives:
         if name != "in_batch" and num_negatives < 1:
             raise ValueError(f"sampler.num_negatives must be positive, got {num_negatives}")
         counts = torch.as_tensor(np.asarray(item_counts), dtype=torch.float64)  # (N + 1,)
+        if name != "in_batch" and num_negatives >= counts.numel() - 1:
+            log.warning(
+                "sampler.num_negatives=%d is not below the %d items of the catalogue: "
+                "loss=ce (full softmax) would be cheaper and exact",
+                num_negatives,
+                counts.numel() - 1,
+            )
         self.name = name
         self.num_negatives = num_negatives
         self.mask_input_items = mask_input_items

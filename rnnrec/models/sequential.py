@@ -155,6 +155,12 @@ class SequentialRecommender(RankingModule):
             )
         if self.user_fusion is not None:
             raise ValueError("session data has no users: use cf=none")
+        objective = self.sampled_objective
+        if objective is not None and objective.negatives.mask_input_items:
+            raise ValueError(
+                "sampler.mask_input_items needs whole input sequences, which session-parallel "
+                "batches (one event per slot) do not carry: set it false for session data"
+            )
 
     def _build_user_fusion(
         self,

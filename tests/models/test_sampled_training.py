@@ -129,3 +129,6 @@ def test_session_training_carries_the_state_without_its_history() -> None:
 def test_session_data_refuses_parts_that_need_whole_sequences() -> None:
     with pytest.raises(ValueError, match="attention=none"):
         session_model(attention=DotAttention(12))
+    masked = {"name": "uniform", "num_negatives": 4, "mask_input_items": True}
+    with pytest.raises(ValueError, match="mask_input_items"):
+        model(BPR(), session_parallel=True, sampler=masked)
