@@ -45,6 +45,8 @@ def test_every_job_nests_under_the_sweep_run(workdir):
     assert len(jobs) == 2
     assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
     assert sorted(r.data.tags["sweep.overrides"] for r in jobs) == ["model=itemknn", "model=pop"]
+    # Config-group choices are params too, so reports can group runs outside sweeps.
+    assert sorted(r.data.params["choice.model"] for r in jobs) == ["itemknn", "pop"]
     assert parent.info.status == "FINISHED"
     best = max(jobs, key=lambda r: r.data.metrics["val/ndcg_10"])
     assert parent.data.tags["sweep.best_run_id"] == best.info.run_id
