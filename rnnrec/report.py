@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from rnnrec.tracking import mlflow_run
-from rnnrec.tracking.sweep_run import SWEEP_TAG
+from rnnrec.tracking.sweep_run import SWEEP_TAG, parse_overrides
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +60,13 @@ def default_group_keys(runs: pd.DataFrame) -> list[str]:
 
 def swept_keys(runs: pd.DataFrame) -> list[str]:
     """Config keys set by the sweeps' overrides (``a.b=value``), in first-seen order."""
-    column = runs.get("tags.sweep.overrides")
+    column = runs.get("tags.sweep.overrides", pd.Series(dtype=object))
     keys: dict[str, None] = {}
-    if column is not None:
-        for overrides in column.dropna():
-            for item in str(overrides).split():
-                key = item.split("=", 1)[0].lstrip("+~")
-                if "=" in item and key not in NOT_GROUPS and not key.startswith("optuna."):
-                    keys[key] = None
+    for overrides in column.dropna():
+        for key in parse_overrides(overrides):
+            if key not in NOT_GROUPS and not key.startswith("optuna."):
+                keys[key] = None
     return list(keys)
-
-
-def parse_overrides(text: object) -> dict[str, str]:
-    """``"loss=bpr +x.y=2 seed=1"`` -> ``{"loss": "bpr", "x.y": "2", "seed": "1"}``."""
-    if not isinstance(text, str):
-        return {}
-    pairs = (item.split("=", 1) for item in text.split() if "=" in item)
-    return {key.lstrip("+~"): value for key, value in pairs}
 
 
 def setting_values(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:

@@ -86,7 +86,7 @@ class BatchNegatives:
         if self.name in ("in_batch", "mixed"):
             distinct = targets.unique()  # (U,)
             parts.append(distinct)
-            log_q.append(self._frequency_log_q.to(targets.device)[distinct])
+            log_q.append(self._frequency_log_q_on(targets.device)[distinct])
         if self.sampler is not None:
             drawn = self.sampler.sample(self.num_negatives).to(targets.device)  # (num_negatives,)
             parts.append(drawn)
@@ -98,4 +98,10 @@ class BatchNegatives:
         if self.name in ("uniform", "popularity"):
             assert self.sampler is not None
             return self.sampler.log_probability(targets)
-        return self._frequency_log_q.to(targets.device)[targets]
+        return self._frequency_log_q_on(targets.device)[targets]
+
+    def _frequency_log_q_on(self, device: torch.device) -> torch.Tensor:
+        """The (N + 1,) frequency log q on ``device``, moved there once, not per batch."""
+        if self._frequency_log_q.device != device:
+            self._frequency_log_q = self._frequency_log_q.to(device)
+        return self._frequency_log_q

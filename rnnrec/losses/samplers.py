@@ -30,7 +30,9 @@ class NegativeSampler:
         self.buffer_size = buffer_size
         self.generator = generator
         self.probabilities = probabilities.to(torch.float64)  # (N + 1,)
-        self._log_probabilities = self.probabilities.log()  # (N + 1,), -inf where q = 0
+        # (N + 1,), -inf where q = 0; float32 like the scores it corrects, moved to their
+        # device on first use rather than copied there for every batch.
+        self._log_probabilities = self.probabilities.log().float()
         self._buffer = torch.empty(0, dtype=torch.long)
         self._position = 0
 
@@ -53,8 +55,9 @@ class NegativeSampler:
 
     def log_probability(self, items: torch.Tensor) -> torch.Tensor:
         """log q(items), same shape as ``items``; -inf for padding and never-drawn items."""
-        table = self._log_probabilities.to(device=items.device, dtype=torch.float32)
-        return table[items]
+        if self._log_probabilities.device != items.device:
+            self._log_probabilities = self._log_probabilities.to(items.device)
+        return self._log_probabilities[items]
 
 
 class UniformSampler(NegativeSampler):

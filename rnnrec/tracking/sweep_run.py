@@ -52,6 +52,16 @@ def job_tags() -> dict[str, str]:
     return tags
 
 
+def parse_overrides(text: object) -> dict[str, str]:
+    """A ``sweep.overrides`` tag as ``{key: value}``: ``"loss=bpr +x.y=2"`` ->
+    ``{"loss": "bpr", "x.y": "2"}``. The ``+``/``~`` prefixes go: MLflow keys cannot hold
+    them, and the key is what matters."""
+    if not isinstance(text, str):
+        return {}
+    pairs = (item.split("=", 1) for item in text.split() if "=" in item)
+    return {key.lstrip("+~"): value for key, value in pairs}
+
+
 class MLflowSweepRun(Callback):
     """Hydra callback (``hydra.callbacks`` in ``conf/train.yaml``) owning the parent run."""
 
@@ -64,7 +74,9 @@ class MLflowSweepRun(Callback):
         experiment = str(config.logger.experiment_name)
         mlflow_run.ensure_experiment(tracking_uri, experiment)
         self.client = MlflowClient(tracking_uri)
-        experiment_id = self.client.get_experiment_by_name(experiment).experiment_id  # type: ignore[union-attr]
+        found = self.client.get_experiment_by_name(experiment)
+        assert found is not None  # ensure_experiment created it
+        experiment_id = found.experiment_id
         overrides = list(config.hydra.overrides.task)
         sweeper = str(config.hydra.sweeper.get("_target_", "")).rsplit(".", 1)[-1]
         run = self.client.create_run(
@@ -147,9 +159,7 @@ def summarise_sweep(client: MlflowClient, parent_run_id: str, metric: str) -> st
     client.set_tag(parent_run_id, "sweep.best_overrides", best.data.tags.get("sweep.overrides", ""))
     for key, value in best.data.metrics.items():
         client.log_metric(parent_run_id, key, value)
-    overrides = best.data.tags.get("sweep.overrides", "").split()
-    # "+key=value" adds a key: MLflow keys cannot hold "+", and the key is what matters.
-    params = dict(item.lstrip("+").split("=", 1) for item in overrides if "=" in item)
+    params = parse_overrides(best.data.tags.get("sweep.overrides"))
     mlflow_run.log_params(client, parent_run_id, {f"best.{k}": v for k, v in params.items()})
     log.info(
         "sweep %s: best run %s, %s %.4f",

@@ -273,7 +273,11 @@ def test_test_file_that_overlaps_training_raises_leakage(tmp_path: Path) -> None
         load_sessions(train, **settings)  # type: ignore[arg-type]
     assert str(train) in str(info.value) and str(test) in str(info.value)
     write_tsv(test, [(9, 1, 1001), (9, 2, 2000)])
-    split = load_sessions(train, split={"val_days": 500 / DAY}, **settings)  # type: ignore[arg-type]
+    split = load_sessions(
+        train,
+        split={"val_days": 500 / DAY},
+        **settings,  # type: ignore[arg-type]
+    )
     assert split.test.session_ids.tolist() == [9]
 
 
