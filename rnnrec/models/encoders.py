@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import torch
 from torch import nn
 
+log = logging.getLogger(__name__)
+
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+# Weight blocks per layer: one per gate (GRU: reset, update, new; LSTM: input, forget, cell,
+# output), each an input matrix, a recurrent matrix and two bias vectors as in torch.nn.
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 # (L, B, H) hidden state, or (h, c) for an LSTM.
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -26,6 +32,9 @@ class RecurrentEncoder(nn.Module):
         hidden_size: state size H.
         num_layers: stacked layers.
         dropout: dropout between stacked layers (``torch.nn`` applies none after the last).
+        parameter_budget: when set, ``hidden_size`` is ignored and H becomes the largest size
+            whose recurrent parameters fit this budget, so that cells compare at equal size
+            (see :func:`hidden_size_for_budget`).
     """
 
     def __init__(
@@ -35,10 +44,21 @@ class RecurrentEncoder(nn.Module):
         hidden_size: int = 64,
         num_layers: int = 1,
         dropout: float = 0.0,
+        parameter_budget: int | None = None,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"encoder.cell must be one of {sorted(CELLS)}, got {cell!r}")
+        if parameter_budget is not None:
+            hidden_size = hidden_size_for_budget(cell, input_size, num_layers, parameter_budget)
+            log.info(
+                "%s with %d layer(s): hidden size %d fits the budget of %d parameters (%d used)",
+                cell,
+                num_layers,
+                hidden_size,
+                parameter_budget,
+                recurrent_parameters(cell, input_size, hidden_size, num_layers),
+            )
         self.hidden_size = hidden_size
         # (states per layer, layers) of ``initial_state``: an LSTM carries (h, c).
         self.state_shape = (2 if cell == "lstm" else 1, num_layers)
@@ -75,3 +95,34 @@ class RecurrentEncoder(nn.Module):
         count, layers = self.state_shape
         zeros = [like.new_zeros(layers, batch_size, self.hidden_size) for _ in range(count)]
         return (zeros[0], zeros[1]) if count == 2 else zeros[0]
+
+
+def recurrent_parameters(cell: str, input_size: int, hidden_size: int, num_layers: int) -> int:
+    """Trainable parameters of a ``torch.nn`` RNN, GRU or LSTM with these sizes."""
+    gates = GATES[cell]
+    first = gates * (input_size * hidden_size + hidden_size * hidden_size + 2 * hidden_size)
+    later = gates * (2 * hidden_size * hidden_size + 2 * hidden_size)
+    return first + (num_layers - 1) * later
+
+
+def hidden_size_for_budget(cell: str, input_size: int, num_layers: int, budget: int) -> int:
+    """The largest hidden size H whose recurrent parameters do not exceed ``budget``.
+
+    Raises:
+        ValueError: when even H = 1 needs more than the budget (``encoder.parameter_budget``).
+    """
+    if recurrent_parameters(cell, input_size, 1, num_layers) > budget:
+        raise ValueError(
+            f"encoder.parameter_budget={budget} is too small for a {num_layers}-layer {cell} "
+            f"on inputs of size {input_size}"
+        )
+    low, high = 1, 2
+    while recurrent_parameters(cell, input_size, high, num_layers) <= budget:
+        low, high = high, 2 * high
+    while high - low > 1:  # invariant: low fits, high does not
+        middle = (low + high) // 2
+        if recurrent_parameters(cell, input_size, middle, num_layers) <= budget:
+            low = middle
+        else:
+            high = middle
+    return low
