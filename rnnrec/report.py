@@ -15,12 +15,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from rnnrec.tracking import mlflow_run
 from rnnrec.tracking.sweep_run import SWEEP_TAG, parse_overrides
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +121,9 @@ def markdown(table: pd.DataFrame, metrics: Sequence[str]) -> str:
         cells = [str(row[c]) for c in shown]
         for metric in present:
             digits = 1 if metric.startswith("time/") else 4
-            cells.append(f"{row[f'{metric} mean']:.{digits}f} ± {row[f'{metric} std']:.{digits}f}")
+            mean, std = row[f"{metric} mean"], row[f"{metric} std"]
+            # A group whose runs never logged the metric (a head it lacks) shows a dash.
+            cells.append("-" if pd.isna(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -134,10 +140,74 @@ def pareto_front(cost: np.ndarray, gain: np.ndarray) -> np.ndarray:
     return np.asarray(front, dtype=np.int64)
 
 
+def configuration_labels(table: pd.DataFrame, group_by: Sequence[str]) -> list[str]:
+    """One label per row of a grouped table: its settings, ``"a, b"``."""
+    if not group_by:
+        return ["all runs"] * len(table)
+    return [", ".join(str(row[key]) for key in group_by) for _, row in table.iterrows()]
+
+
+def metric_figure(table: pd.DataFrame, group_by: Sequence[str], metric: str) -> Figure:
+    """Horizontal bars: ``metric``'s mean per configuration, its standard deviation as the
+    error bar, best configuration on top."""
+    import matplotlib.pyplot as plt
+
+    order = table[f"{metric} mean"].to_numpy(dtype=float).argsort()[::-1]
+    labels = configuration_labels(table, group_by)
+    figure, axes = plt.subplots(figsize=(7, 0.9 + 0.35 * len(table)))
+    positions = np.arange(len(table))
+    axes.barh(
+        positions,
+        table[f"{metric} mean"].to_numpy(dtype=float)[order],
+        xerr=table[f"{metric} std"].to_numpy(dtype=float)[order],
+    )
+    axes.set_yticks(positions, [labels[i] for i in order])
+    axes.invert_yaxis()
+    axes.set_xlabel(f"{metric} (mean ± std over runs)")
+    figure.tight_layout()
+    return figure
+
+
+def accuracy_vs_time_figure(
+    table: pd.DataFrame,
+    group_by: Sequence[str],
+    accuracy: str = "test/ndcg_10",
+    time: str = "time/fit_s",
+) -> Figure | None:
+    """Accuracy against training time, one point per configuration (means), the Pareto front
+    joined in red; ``None`` when the table lacks either metric."""
+    import matplotlib.pyplot as plt
+
+    if f"{accuracy} mean" not in table or f"{time} mean" not in table:
+        return None
+    cost = table[f"{time} mean"].to_numpy(dtype=float)
+    gain = table[f"{accuracy} mean"].to_numpy(dtype=float)
+    front = pareto_front(cost, gain)
+    labels = configuration_labels(table, group_by)
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    axes.errorbar(
+        cost,
+        gain,
+        xerr=table[f"{time} std"].to_numpy(dtype=float),
+        yerr=table[f"{accuracy} std"].to_numpy(dtype=float),
+        fmt="o",
+        alpha=0.7,
+        label="configurations (mean ± std)",
+    )
+    axes.plot(cost[front], gain[front], "r.-", label="Pareto front")
+    for index, label in enumerate(labels):
+        axes.annotate(label, (cost[index], gain[index]), fontsize=7)
+    axes.set_xlabel(f"{time} (mean)")
+    axes.set_ylabel(f"{accuracy} (mean)")
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
 def plot(
     table: pd.DataFrame, group_by: Sequence[str], metrics: Sequence[str], folder: Path
 ) -> list[Path]:
-    """PNG plots: each metric against each grouped setting, and accuracy against time."""
+    """PNG plots: each metric per configuration, and accuracy against time."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on servers and in CI
@@ -145,44 +215,41 @@ def plot(
 
     for old in [*folder.glob("*_by_*.png"), folder / "accuracy_vs_time.png"]:
         old.unlink(missing_ok=True)  # plots of an earlier grouping would mislead
+    figures: dict[str, Figure | None] = {}
+    suffix = "_".join(key.replace("/", "_") for key in group_by) or "all"
+    for metric in [m for m in metrics if f"{m} mean" in table]:
+        figures[f"{metric.replace('/', '_')}_by_{suffix}.png"] = metric_figure(
+            table, group_by, metric
+        )
+    figures["accuracy_vs_time.png"] = accuracy_vs_time_figure(table, group_by)
     paths = []
-    present = [m for m in metrics if f"{m} mean" in table]
-    for key in group_by:
-        for metric in present:
-            figure, axes = plt.subplots(figsize=(6, 3.5))
-            by_value = table.groupby(key)[[f"{metric} mean", f"{metric} std"]].mean()
-            labels = [str(v) for v in by_value.index]
-            positions = range(len(labels))  # categories, even when the values look numeric
-            axes.bar(positions, by_value[f"{metric} mean"], yerr=by_value[f"{metric} std"])
-            axes.set_xticks(list(positions), labels)
-            axes.set_xlabel(key)
-            axes.set_ylabel(metric)
-            axes.tick_params(axis="x", labelrotation=30)
-            figure.tight_layout()
-            path = folder / f"{metric.replace('/', '_')}_by_{key.replace('/', '_')}.png"
-            figure.savefig(path, dpi=100)
+    for name, figure in figures.items():
+        if figure is not None:
+            figure.savefig(folder / name, dpi=100)
             plt.close(figure)
-            paths.append(path)
-    accuracy, time = "test/ndcg_10", "time/fit_s"
-    if f"{accuracy} mean" in table and f"{time} mean" in table:
-        cost = table[f"{time} mean"].to_numpy(dtype=float)
-        gain = table[f"{accuracy} mean"].to_numpy(dtype=float)
-        front = pareto_front(cost, gain)
-        figure, axes = plt.subplots(figsize=(6, 4))
-        axes.scatter(cost, gain, label="configurations")
-        axes.plot(cost[front], gain[front], "r.-", label="Pareto front")
-        for index in front:
-            label = ", ".join(str(table.iloc[index][k]) for k in group_by)
-            axes.annotate(label, (cost[index], gain[index]), fontsize=7)
-        axes.set_xlabel(f"{time} (mean)")
-        axes.set_ylabel(f"{accuracy} (mean)")
-        axes.legend()
-        figure.tight_layout()
-        path = folder / "accuracy_vs_time.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        paths.append(path)
+            paths.append(folder / name)
     return paths
+
+
+def load_runs(experiments: Sequence[str], tracking_uri: str | None = None) -> pd.DataFrame:
+    """Finished job runs of these MLflow experiments (a study's and, say, its baseline's).
+
+    Raises:
+        ValueError: naming the experiments and the store when none of them has a finished run.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = mlflow_run.resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(uri)
+    missing = [name for name in experiments if client.get_experiment_by_name(name) is None]
+    if missing:
+        raise ValueError(f"no experiment {', '.join(map(repr, missing))} in {uri}")
+    mlflow.set_tracking_uri(uri)
+    runs = job_runs(mlflow.search_runs(experiment_names=list(experiments)))
+    if runs.empty:
+        raise ValueError(f"no finished runs in {', '.join(map(repr, experiments))} at {uri}")
+    return runs.reset_index(drop=True)
 
 
 def _single_parent(runs: pd.DataFrame) -> str | None:
@@ -200,10 +267,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rnnrec-report", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("experiment", help="MLflow experiment name")
+    parser.add_argument(
+        "experiments",
+        nargs="+",
+        metavar="EXPERIMENT",
+        help="MLflow experiment names; several are read as one (a study and its baseline)",
+    )
     parser.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or ./mlflow.db")
     parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
-    parser.add_argument("--out", type=Path, help="default: reports/EXPERIMENT")
+    parser.add_argument("--out", type=Path, help="default: reports/FIRST_EXPERIMENT")
     parser.add_argument(
         "--group-by",
         nargs="+",
@@ -218,19 +290,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    import mlflow
     from mlflow.tracking import MlflowClient
 
-    uri = mlflow_run.resolve_tracking_uri(args.tracking_uri)
-    client = MlflowClient(uri)
-    if client.get_experiment_by_name(args.experiment) is None:
-        print(f"rnnrec-report: no experiment {args.experiment!r} in {uri}", file=sys.stderr)
+    try:
+        runs = load_runs(args.experiments, args.tracking_uri)
+    except ValueError as error:
+        print(f"rnnrec-report: {error}", file=sys.stderr)
         return 1
-    mlflow.set_tracking_uri(uri)
-    runs = job_runs(mlflow.search_runs(experiment_names=[args.experiment]))
-    if runs.empty:
-        print(f"rnnrec-report: no finished runs in {args.experiment!r}", file=sys.stderr)
-        return 1
+    client = MlflowClient(mlflow_run.resolve_tracking_uri(args.tracking_uri))
     group_by = args.group_by if args.group_by is not None else default_group_keys(runs)
     try:
         table = grouped_table(runs, group_by, args.metrics)
@@ -240,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     text = markdown(table, args.metrics)
     print(text, end="")
-    folder = args.out or Path("reports") / args.experiment
+    folder = args.out or Path("reports") / args.experiments[0]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.md").write_text(text)
     table.to_csv(folder / "report.csv", index=False)

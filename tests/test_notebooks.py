@@ -1,4 +1,4 @@
-"""Every notebook runs headlessly against a tiny sweep (two jobs, no long training)."""
+"""Every notebook runs headlessly against a tiny sweep (two Optuna trials, no long training)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,28 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+STUDY = "ml100k_accuracy_vs_time"  # conf/hparams_search/accuracy_vs_time.yaml's study_name
 
 
 @pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory) -> str:
-    """A two-job multirun logged to its own MLflow store; returns the tracking URI."""
+def tiny_sweep(tmp_path_factory) -> dict[str, str]:
+    """Two trials of the two-objective search, GRUs with dot attention trained on two
+    batches, logged to their own MLflow store and Optuna storage; returns the notebooks'
+    environment variables pointing at them."""
     folder = tmp_path_factory.mktemp("sweep")
+    storage = f"sqlite:///{folder / 'optuna.db'}"
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "rnnrec.train",
             "-m",
-            "model=pop,itemknn",
+            "hparams_search=accuracy_vs_time",
+            "hydra.sweeper.n_trials=2",
+            f"hydra.sweeper.storage={storage}",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=2",
+            "attention=dot",
             f"hydra.sweep.dir={folder / 'multirun'}",
             "logger.experiment_name=tiny",
         ],
@@ -35,13 +44,18 @@ def tiny_sweep(tmp_path_factory) -> str:
         env={**os.environ, "RNNREC_CACHE_DIR": str(folder / "cache")},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    return {
+        "RNNREC_NOTEBOOK_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "RNNREC_NOTEBOOK_EXPERIMENT": "tiny",
+        "RNNREC_NOTEBOOK_OPTUNA_STORAGE": storage,
+        "RNNREC_NOTEBOOK_OPTUNA_STUDY": STUDY,
+    }
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, tiny_sweep, monkeypatch):
-    monkeypatch.setenv("RNNREC_NOTEBOOK_TRACKING_URI", tiny_sweep)
-    monkeypatch.setenv("RNNREC_NOTEBOOK_EXPERIMENT", "tiny")
+    for name, value in tiny_sweep.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -9,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import filelock
 from mlflow.entities import Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -34,20 +36,35 @@ def resolve_tracking_uri(configured: str | None = None) -> str:
     return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
+def store_lock(tracking_uri: str) -> contextlib.AbstractContextManager[object]:
+    """A lock file beside a SQLite store (no lock for other stores).
+
+    MLflow creates and migrates a SQLite store's tables on first use, and two processes
+    doing that at once (two sweeps started together on a new ``mlflow.db``) collide: one
+    fails half-way through a migration. Server-backed stores migrate outside rnnrec.
+    """
+    if not tracking_uri.startswith("sqlite:///") or tracking_uri.endswith(":memory:"):
+        return contextlib.nullcontext()
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    return filelock.FileLock(f"{database}.lock", timeout=600)
+
+
 def ensure_experiment(tracking_uri: str, name: str) -> None:
     """Create the experiment unless it exists, tolerating a parallel job that creates it first.
 
     Two jobs starting at once (a parallel launcher) would otherwise both try to create it,
-    and the second would crash on the store's unique name constraint.
+    and the second would crash on the store's unique name constraint; on a new SQLite store
+    they would also race to create its tables (see :func:`store_lock`).
     """
-    client = MlflowClient(tracking_uri)
-    if client.get_experiment_by_name(name) is not None:
-        return
-    try:
-        client.create_experiment(name)
-    except MlflowException:
-        if client.get_experiment_by_name(name) is None:
-            raise
+    with store_lock(tracking_uri):
+        client = MlflowClient(tracking_uri)
+        if client.get_experiment_by_name(name) is not None:
+            return
+        try:
+            client.create_experiment(name)
+        except MlflowException:
+            if client.get_experiment_by_name(name) is None:
+                raise
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -15,6 +16,7 @@ from torch import nn
 from rnnrec.losses.cross_entropy import FullSoftmaxCrossEntropy
 from rnnrec.models.attention.additive import AdditiveAttention
 from rnnrec.models.attention.dot import DotAttention
+from rnnrec.models.attention.inspection import histories_before_last, weights_by_distance
 from rnnrec.models.attention.last_state import LastState
 from rnnrec.models.attention.location import LocationAttention
 from rnnrec.models.attention.multiplicative import MultiplicativeAttention
@@ -189,3 +191,30 @@ def test_config_builds_a_model_that_scores(config):
         embedding_size=8,
     ).eval()
     assert model.score(toy_batch()).shape == (3, 21)
+
+
+def test_histories_before_last_keep_the_newest_items_before_each_final_one():
+    # Users 1..3 own rows 0:4, 4:8 and 8:10 (index 0 is the padding user).
+    user_ptr = np.array([0, 0, 4, 8, 10])
+    inputs, lengths = histories_before_last(user_ptr, np.arange(1, 11), max_len=2)
+    assert inputs.tolist() == [[2, 3], [6, 7], [9, 0]]
+    assert lengths.tolist() == [2, 2, 1]
+
+
+@pytest.mark.parametrize("variant", ["none", "dot", "location", "self"])
+def test_weights_by_distance_are_the_last_query_row_reversed(variant):
+    model = recommender(variant).eval()
+    inputs, lengths = histories_before_last(
+        np.array([0, 0, 6, 10, 12]), np.arange(1, 13), max_len=5
+    )
+    found = weights_by_distance(model, inputs, lengths, batch_size=2)
+    assert found.shape == (3, 5)
+    np.testing.assert_allclose(np.nansum(found, axis=1), 1.0, atol=1e-6)
+    assert np.isnan(found).tolist() == [[d >= n for d in range(5)] for n in lengths.tolist()]
+    with torch.no_grad():
+        weights = model.attention.weights(model.encode(inputs), inputs > 0)  # (B, T, T)
+    for row, n in enumerate(lengths.tolist()):
+        expected = weights[row, n - 1, :n].flip(0).double().numpy()
+        np.testing.assert_allclose(found[row, :n], expected, atol=1e-7)
+    if variant == "none":
+        assert (found[:, 0] == 1).all()
