@@ -120,7 +120,7 @@ def markdown(table: pd.DataFrame, metrics: Sequence[str]) -> str:
     for _, row in table.iterrows():
         cells = [str(row[c]) for c in shown]
         for metric in present:
-            digits = 1 if metric.startswith("time/") else 4
+            digits = 1 if metric.startswith(("time/", "train/epochs")) else 4
             mean, std = row[f"{metric} mean"], row[f"{metric} std"]
             # A group whose runs never logged the metric (a head it lacks) shows a dash.
             cells.append("-" if pd.isna(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}")
@@ -252,9 +252,11 @@ def load_runs(experiments: Sequence[str], tracking_uri: str | None = None) -> pd
     return runs.reset_index(drop=True)
 
 
-def _single_parent(runs: pd.DataFrame) -> str | None:
-    """The sweep run all these runs belong to; ``None`` (and a note) when they span several
-    sweeps or none, since the report would not describe any one sweep."""
+def _single_parent(runs: pd.DataFrame, experiment_id: str) -> str | None:
+    """The sweep run that all runs of the first-named experiment belong to (the study's own;
+    a baseline read beside it has sweeps of its own); ``None`` (and a note) when they span
+    several sweeps or none, since the report would not describe any one sweep."""
+    runs = runs[runs["experiment_id"] == experiment_id]
     column = runs.get("tags.mlflow.parentRunId", pd.Series(index=runs.index, dtype=object))
     parents = column.unique()
     if len(parents) == 1 and isinstance(parents[0], str):
@@ -318,7 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     print(f"wrote {len(paths)} files to {folder}")
 
-    parent = args.parent or _single_parent(runs)
+    first = client.get_experiment_by_name(args.experiments[0])
+    assert first is not None  # load_runs checked that every experiment exists
+    parent = args.parent or _single_parent(runs, first.experiment_id)
     if not args.no_log and parent:
         for path in paths:
             client.log_artifact(parent, str(path), artifact_path="report")
