@@ -44,8 +44,9 @@ CHOICE_GROUPS = (
     "scheduler",
     "experiment",
 )
-# Keys that differ between the runs of a sweep without being what it compares.
-NOT_GROUPS = {"seed"}
+# Keys that differ between the runs of a sweep without being what it compares (a study
+# preset differs between a study and the baseline read beside it).
+NOT_GROUPS = {"seed", "study", "hparams_search"}
 
 
 def job_runs(runs: pd.DataFrame) -> pd.DataFrame:

@@ -36,3 +36,34 @@ def _no_inherited_mlflow_store() -> Iterator[None]:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     yield
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+# Set by .ci/run, which starts a throw-away server with .ci/postgres.sh.
+POSTGRES_URL_VARIABLE = "RNNREC_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for this test (dropped afterwards), as a URL.
+
+    Skips, saying why, when no server is named in ``$RNNREC_TEST_POSTGRES_URL`` or the one
+    named does not answer.
+    """
+    import uuid
+
+    server = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not server:
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_URL_VARIABLE} (.ci/postgres.sh)")
+    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"PostgreSQL at {server} does not answer: {error}")
+    name = f"rnnrec_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield server.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            # Connections left by the code under test would block the drop.
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

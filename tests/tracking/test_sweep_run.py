@@ -84,3 +84,41 @@ def test_summary_picks_the_best_finished_job(tmp_path):
     assert logged.params == {"best.x": "c", "best.y": "1"}
     assert logged.metrics["sweep/jobs_finished"] == 2
     assert logged.metrics["sweep/jobs_failed"] == 1
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes_under_one_sweep_run(workdir):
+    # Two jobs at once in worker processes (one torch thread each): they must still find the
+    # sweep's parent run, which lives in the launching process.
+    done = multirun(
+        workdir, "model=pop,itemknn", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = runs(workdir)
+    parent = next(r for r in found if r.data.tags.get(SWEEP_TAG) == "true")
+    jobs = [r for r in found if r is not parent]
+    assert sorted(r.data.params["choice.model"] for r in jobs) == ["itemknn", "pop"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
+    assert all(r.info.status == "FINISHED" for r in found)
+    assert parent.data.metrics["sweep/jobs_finished"] == 2
+
+
+def test_slurm_launcher_config_composes_over_submitit(tmp_path):
+    # No SLURM here: check that our launcher config composes onto submitit's and keeps its
+    # settings, so a cluster user gets what the README says.
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rnnrec.train import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.partition == "gpu"
+    assert launcher.gpus_per_node == 1
+    assert launcher.timeout_min == 240

@@ -221,8 +221,20 @@ def test_resume_runs_only_the_missing_trials(app: Path) -> None:
     assert len(jobs(app)) == 5
 
 
-def test_two_processes_share_one_sqlite_study(app: Path) -> None:
-    storage = f"sqlite:///{app / 'shared.db'}"
+@pytest.fixture(params=["sqlite", "journal", "postgresql"])
+def shared_storage(request: pytest.FixtureRequest, app: Path) -> str:
+    """An Optuna storage URL that several processes can share: one SQLite file, Optuna's
+    journal file, or a PostgreSQL database (skipped when no server is running)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{app / 'shared.db'}"
+    if request.param == "journal":
+        return f"journal:{app / 'shared.log'}"
+    database: str = request.getfixturevalue("postgres_database")
+    return database
+
+
+def test_two_processes_share_one_study(app: Path, shared_storage: str) -> None:
+    storage = shared_storage
     common = [
         f"hydra.sweeper.storage={storage}",
         "hydra.sweeper.study_name=shared",
@@ -235,7 +247,7 @@ def test_two_processes_share_one_sqlite_study(app: Path) -> None:
     second = start(app, app / "two", *common)
     finish(first)
     finish(second)
-    study = optuna.load_study(study_name="shared", storage=storage)
+    study = optuna.load_study(study_name="shared", storage=make_storage(storage))
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) == 6
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
