@@ -142,12 +142,12 @@ def recommend(
         "seen_items": torch.tensor(history, dtype=torch.long),
     }
     with torch.no_grad():
-        scores = model.ranking_scores(batch, exclude_seen)[0]  # (N + 1,)
-    k = min(k, int(torch.isfinite(scores).sum()))
-    top = torch.topk(scores, k)
+        # By blocks of the run's eval.item_block_size items, when it set one.
+        scores, items = model.top_items(batch, k, exclude_seen)  # (1, k), (1, k)
+    ranked = scores[0] > float("-inf")  # excluded items and padding come last, at -inf
     return [
         (str(run.item_ids[i - 1]), float(s))
-        for i, s in zip(top.indices.tolist(), top.values.tolist(), strict=True)
+        for i, s in zip(items[0][ranked].tolist(), scores[0][ranked].tolist(), strict=True)
     ]
 
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from rnnrec.models.item_scores import DotProductScores, ItemScores
 from rnnrec.models.ranking_module import RankingModule
 
 
@@ -25,7 +26,10 @@ class BPRMFRecommender(RankingModule):
         optimizer: builds the optimizer, given the parameters.
         scheduler: builds a learning-rate scheduler, given the optimizer, or ``None``.
         embedding_size: size d of user and item vectors.
+        item_block_size: see :class:`rnnrec.models.ranking_module.RankingModule`.
     """
+
+    scores_by_block = True
 
     def __init__(
         self,
@@ -36,8 +40,9 @@ class BPRMFRecommender(RankingModule):
         embedding_size: int = 64,
         ks: Sequence[int] = (5, 10, 20),
         exclude_seen: bool = True,
+        item_block_size: int | None = None,
     ) -> None:
-        super().__init__(ks=ks, exclude_seen=exclude_seen)
+        super().__init__(ks=ks, exclude_seen=exclude_seen, item_block_size=item_block_size)
         self.num_items = num_items
         self.num_users = num_users
         self.user_embedding = nn.Embedding(num_users + 1, embedding_size, padding_idx=0)
@@ -90,12 +95,20 @@ class BPRMFRecommender(RankingModule):
         return loss
 
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if "users" not in batch:
-            raise KeyError("BPR-MF scores known users only: the batch needs 'users'")
-        user_vectors = self.user_embedding(batch["users"])  # (B, d)
+        user_vectors = self._user_vectors(batch)  # (B, d)
         scores = user_vectors @ self.item_embedding.weight.T + self.item_bias.weight.T  # (B, N+1)
         scores[:, 0] = float("-inf")
         return scores
+
+    def item_scores(self, batch: dict[str, torch.Tensor]) -> ItemScores:
+        return DotProductScores(
+            self._user_vectors(batch), self.item_embedding.weight, self.item_bias.weight[:, 0]
+        )
+
+    def _user_vectors(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "users" not in batch:
+            raise KeyError("BPR-MF scores known users only: the batch needs 'users'")
+        return self.user_embedding(batch["users"])  # (B, d)
 
     def item_vectors(self) -> torch.Tensor:
         """(N + 1, d) item vectors, row 0 (padding) all zero; without the item bias."""

@@ -82,6 +82,9 @@ class ItemKNNRecommender(RankingModule):
         num_items: catalogue size N; needed only without ``train_matrix``.
         neighbours: similarities kept per item (its k nearest neighbours).
         shrink: added to the cosine denominator; 0 gives the plain cosine.
+        item_block_size: see :class:`rnnrec.models.ranking_module.RankingModule`. Scores are
+            sums of similarities over a (B, N + 1) history matrix, not a dot product with an
+            item table, so they are computed whole: the block size bounds only the ranking.
     """
 
     trainable = False
@@ -96,8 +99,9 @@ class ItemKNNRecommender(RankingModule):
         shrink: float = 0.0,
         ks: Sequence[int] = (5, 10, 20),
         exclude_seen: bool = True,
+        item_block_size: int | None = None,
     ) -> None:
-        super().__init__(ks=ks, exclude_seen=exclude_seen)
+        super().__init__(ks=ks, exclude_seen=exclude_seen, item_block_size=item_block_size)
         if neighbours < 1:
             raise ValueError(f"model.neighbours must be at least 1, got {neighbours}")
         if train_matrix is None and num_items is None:

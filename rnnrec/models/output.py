@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rnnrec.models.item_scores import DotProductScores
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "none": nn.Identity,
     "tanh": nn.Tanh,
@@ -56,6 +58,13 @@ class ItemScorer(nn.Module):
         padding = torch.zeros_like(self.bias, dtype=torch.bool)
         padding[0] = True
         return scores.masked_fill(padding, float("-inf"))
+
+    def item_scores(self, summary: torch.Tensor) -> DotProductScores:
+        """(B, H) summaries -> the scores of :meth:`forward`, computed one block at a time.
+
+        Padding is not set to minus infinity here: evaluation does that in each block.
+        """
+        return DotProductScores(self.project(summary), self.item_weight, self.bias)
 
     def project(self, summary: torch.Tensor) -> torch.Tensor:
         """(..., H) summaries -> (..., E or H) vectors that are dotted with item vectors."""

@@ -16,6 +16,7 @@ from rnnrec.losses.sampled_objective import Predictions, SampledObjective
 from rnnrec.models.attention.last_state import LastState
 from rnnrec.models.encoders import RecurrentEncoder, RecurrentState
 from rnnrec.models.heads import HeadInput, as_heads, build_heads
+from rnnrec.models.item_scores import ItemScores
 from rnnrec.models.output import ItemScorer
 from rnnrec.models.ranking_module import RankingModule
 from rnnrec.models.user_fusion import UserFusion
@@ -68,7 +69,10 @@ class SequentialRecommender(RankingModule):
             ``sampler``); read only when ``loss`` is a sampled loss.
         item_counts: (N + 1,) training target counts, for popularity sampling and logQ.
         session_parallel: the data comes as session-parallel batches (see above).
+        item_block_size: see :class:`rnnrec.models.ranking_module.RankingModule`.
     """
+
+    scores_by_block = True  # scores are (projected summary) @ (item table)^T + bias
 
     def __init__(
         self,
@@ -85,6 +89,7 @@ class SequentialRecommender(RankingModule):
         output_activation: str = "none",
         ks: Sequence[int] = (5, 10, 20),
         exclude_seen: bool = True,
+        item_block_size: int | None = None,
         cf: UserFusion | Callable[..., UserFusion | None] | None = None,
         num_users: int | None = None,
         known_users: np.ndarray | torch.Tensor | None = None,
@@ -97,7 +102,7 @@ class SequentialRecommender(RankingModule):
         item_counts: np.ndarray | torch.Tensor | None = None,
         session_parallel: bool = False,
     ) -> None:
-        super().__init__(ks=ks, exclude_seen=exclude_seen)
+        super().__init__(ks=ks, exclude_seen=exclude_seen, item_block_size=item_block_size)
         self.num_items = num_items
         self.item_embedding = nn.Embedding(num_items + 1, embedding_size, padding_idx=0)
         nn.init.normal_(self.item_embedding.weight, std=embedding_size**-0.5)
@@ -312,16 +317,29 @@ class SequentialRecommender(RankingModule):
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.scorer(self._evaluation_summary(batch))  # (B, N + 1)
 
+    def item_scores(self, batch: dict[str, torch.Tensor]) -> ItemScores:
+        return self.scorer.item_scores(self._evaluation_summary(batch))
+
     def evaluation_scores(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         summary = self._evaluation_summary(batch, stage)  # (B, H)
-        if len(self.heads):
-            targets = batch["targets"]  # (B,)
-            x = HeadInput(
-                summary, targets, self.item_embedding(targets), batch.get("target_ratings")
-            )
-            for head in as_heads(self.heads).values():
-                head.update_metrics(x, stage)
+        self._update_head_metrics(batch, summary, stage)
         return self.scorer(summary)  # (B, N + 1)
+
+    def evaluation_item_scores(self, batch: dict[str, torch.Tensor], stage: str) -> ItemScores:
+        summary = self._evaluation_summary(batch, stage)  # (B, H)
+        self._update_head_metrics(batch, summary, stage)
+        return self.scorer.item_scores(summary)
+
+    def _update_head_metrics(
+        self, batch: dict[str, torch.Tensor], summary: torch.Tensor, stage: str
+    ) -> None:
+        """Evaluation metrics of the task heads, from the (B, H) summaries of the batch."""
+        if not len(self.heads):
+            return
+        targets = batch["targets"]  # (B,)
+        x = HeadInput(summary, targets, self.item_embedding(targets), batch.get("target_ratings"))
+        for head in as_heads(self.heads).values():
+            head.update_metrics(x, stage)
 
     def on_train_epoch_start(self) -> None:
         self._carried.pop("train", None)
