@@ -22,6 +22,15 @@ def fingerprint(path: Path, settings: Mapping[str, Any]) -> str:
     with open(path, "rb") as file:
         for chunk in iter(lambda: file.read(1 << 20), b""):
             digest.update(chunk)
+    return _finish(digest, settings)
+
+
+def settings_fingerprint(settings: Mapping[str, Any]) -> str:
+    """Like :func:`fingerprint`, for data made from settings alone (no file)."""
+    return _finish(hashlib.sha256(b"settings only"), settings)
+
+
+def _finish(digest: Any, settings: Mapping[str, Any]) -> str:
     digest.update(json.dumps(dict(settings), sort_keys=True, default=str).encode())
     digest.update(str(CACHE_VERSION).encode())
     return digest.hexdigest()[:16]
