@@ -17,8 +17,10 @@ import lightning.pytorch as pl
 import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from rnnrec import checkpoints
 from rnnrec.data.datamodule import SequenceDataModule
 from rnnrec.models.ranking_module import RankingModule
 from rnnrec.tracking import mlflow_run, sweep_run
@@ -64,6 +66,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
         model.data_fingerprint = datamodule.fingerprint
     num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("model %s with %d trainable parameters", type(model).__name__, num_params)
+    model_config = checkpoints.model_config_summary(cfg.model)
+    resume = find_resume_point(cfg, model, model_config, datamodule.fingerprint)
 
     tracking_uri = mlflow_run.resolve_tracking_uri(cfg.logger.tracking_uri)
     mlflow_run.ensure_experiment(tracking_uri, cfg.logger.experiment_name)
@@ -77,11 +81,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
             **sweep_run.job_tags(),
             **trial_tags(cfg),
         },
+        # A resumed training continues the checkpoint's run (None: a new run).
+        run_id=resume.mlflow_run_id if resume else None,
     )
+    if resume is not None and resume.mlflow_run_id and _main_process():
+        mlflow_run.reopen_run(tracking_uri, resume)
     error: BaseException | None = None
     try:
-        log_run_inputs(logger, cfg, datamodule)
-        results = fit_and_test(cfg, datamodule, model, logger)
+        log_run_inputs(logger, cfg, datamodule, resumed=resume is not None)
+        state = checkpoints.ResumeState(model_config, logger.run_id, tracking_uri)
+        results = fit_and_test(cfg, datamodule, model, logger, state, resume)
         results["model/num_params"] = float(num_params)
         logger.log_metrics(results)
         return results, str(logger.run_id)
@@ -95,7 +104,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
             status = "KILLED"
             logger.experiment.set_tag(logger.run_id, PRUNED_TAG, "true")
         logger.experiment.set_terminated(logger.run_id, status)
-        log.info("MLflow run %s ended %s", logger.run_id, status)
+        if _main_process():
+            log.info("MLflow run %s ended %s", logger.run_id, status)
 
 
 def check_task_fits_model(cfg: DictConfig) -> None:
@@ -107,6 +117,36 @@ def check_task_fits_model(cfg: DictConfig) -> None:
             f"task={task.get('name')} adds heads ({', '.join(heads)}) that only sequential "
             f"models carry; model {cfg.model._target_} has none: use task=next_item"
         )
+
+
+def find_resume_point(
+    cfg: DictConfig,
+    model: pl.LightningModule,
+    model_config: Mapping[str, str],
+    data_fingerprint: str | None,
+) -> checkpoints.ResumePoint | None:
+    """The checked checkpoint that ``ckpt_path`` names, or ``None`` for a new run.
+
+    A checkpoint outside ``paths.checkpoint_dir`` makes its folder the run's checkpoint
+    folder, so that checkpoint selection keeps the best epoch saved before the interruption.
+    """
+    if not cfg.get("ckpt_path"):
+        return None
+    path = checkpoints.resolve_checkpoint(str(cfg.ckpt_path), cfg.paths.checkpoint_dir)
+    assert path is not None
+    if not getattr(model, "trainable", True):
+        raise ValueError(
+            f"ckpt_path={cfg.ckpt_path}: model {type(model).__name__} has no training to "
+            "resume; use ckpt_path=null"
+        )
+    point = checkpoints.read_resume_point(path, model_config, data_fingerprint)
+    if path.parent != Path(cfg.paths.checkpoint_dir).expanduser().resolve():
+        log.info("checkpoints go on in %s, beside the one resumed from", path.parent)
+        cfg.paths.checkpoint_dir = str(path.parent)
+    if point.mlflow_run_id is None:
+        log.warning("checkpoint %s names no MLflow run; the resumed training gets a new one", path)
+    log.info("resuming from %s (MLflow run %s)", path, point.mlflow_run_id)
+    return point
 
 
 def default_run_name(cfg: DictConfig) -> str:
@@ -219,8 +259,17 @@ def config_group_choices() -> dict[str, str]:
     return {k: str(v) for k, v in choices.items() if not k.startswith("hydra/") and v}
 
 
-def log_run_inputs(logger: MLFlowLogger, cfg: DictConfig, datamodule: SequenceDataModule) -> None:
-    """Params (flattened config), the full config file and the id maps of this run."""
+def log_run_inputs(
+    logger: MLFlowLogger, cfg: DictConfig, datamodule: SequenceDataModule, resumed: bool = False
+) -> None:
+    """Params (flattened config), the full config file and the id maps of this run.
+
+    A resumed run keeps its params (MLflow cannot change them); settings that differ now,
+    such as a larger ``trainer.max_epochs``, are listed in a tag, and ``config.yaml`` is
+    replaced by the config of the resumed training.
+    """
+    if not _main_process():
+        return  # other processes of a distributed run log nothing
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     run_id = str(logger.run_id)
@@ -228,6 +277,8 @@ def log_run_inputs(logger: MLFlowLogger, cfg: DictConfig, datamodule: SequenceDa
     # The config-group choices (loss=bpr_max, sampler=mixed, ...) as the user typed them:
     # the resolved config only shows their contents. rnnrec-report groups by them.
     params.update({f"choice.{k}": str(v) for k, v in config_group_choices().items()})
+    if resumed:
+        params = mlflow_run.params_to_add_on_resume(logger.experiment, run_id, params)
     mlflow_run.log_params(logger.experiment, run_id, params)
     with tempfile.TemporaryDirectory() as folder:
         config_file = Path(folder) / "config.yaml"
@@ -242,37 +293,68 @@ def fit_and_test(
     datamodule: SequenceDataModule,
     model: pl.LightningModule,
     logger: MLFlowLogger,
+    resume_state: checkpoints.ResumeState | None = None,
+    resume: checkpoints.ResumePoint | None = None,
 ) -> dict[str, float]:
-    """Train with early stopping on validation, then validate and test the best checkpoint."""
+    """Train with early stopping on validation, then validate and test the best checkpoint.
+
+    With ``resume``, training continues from its checkpoint (weights, optimiser, schedulers,
+    loop counters, callbacks and, through ``resume_state``, every random state).
+    """
     timer = EpochTimer()
-    callbacks = [timer] + [instantiate(c) for c in cfg.callbacks.values()]
+    callbacks: list[pl.Callback] = [timer]
+    if resume_state is not None:
+        callbacks.append(resume_state)
+    callbacks += [instantiate(c) for c in cfg.callbacks.values()]
     pruning = pruning_callback(cfg)  # only inside an Optuna sweep with a storage
     if pruning is not None:
         callbacks.append(pruning)
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    check_distributed_fits_data(trainer, datamodule)
 
     fit_seconds = 0.0
     best: str | None = None
     if getattr(model, "trainable", True):
         started = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule)
-        fit_seconds = time.perf_counter() - started
+        trainer.fit(
+            model,
+            datamodule=datamodule,
+            ckpt_path=None if resume is None else str(resume.path),
+            weights_only=True,
+        )
+        fit_seconds = time.perf_counter() - started + timer.resumed_fit_seconds
         checkpoint = trainer.checkpoint_callback
         best = getattr(checkpoint, "best_model_path", None) or None
         if best is None:
             log.warning("no best checkpoint was saved; evaluating the final weights")
 
     results: dict[str, float] = {}
-    results.update(_floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best)))
+    results.update(
+        _floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best, weights_only=True))
+    )
     started = time.perf_counter()
-    results.update(_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best)))
+    results.update(
+        _floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True))
+    )
     results["time/test_s"] = time.perf_counter() - started
+    # With a resumed run, fitting time and epochs count the epochs before the checkpoint too.
     results["time/fit_s"] = fit_seconds
     # A model without training (pop, itemknn) has no epochs: 0, like its fit time.
     results["time/epoch_s"] = timer.median_epoch_seconds if timer.epoch_seconds else 0.0
     results["train/epochs"] = float(len(timer.epoch_seconds))
     save_model_artifacts(logger, model, best, datamodule)
     return results
+
+
+def check_distributed_fits_data(trainer: pl.Trainer, datamodule: Any) -> None:
+    """Session-parallel batches carry recurrent states from one batch to the next, so they
+    cannot be dealt out to several processes."""
+    if trainer.world_size > 1 and getattr(datamodule, "session_parallel", False):
+        raise ValueError(
+            f"data {datamodule.name} is served in session-parallel batches, which several "
+            f"processes cannot share (trainer.devices x num_nodes = {trainer.world_size}): "
+            "train session data in one process (trainer=cpu or trainer=gpu)"
+        )
 
 
 def save_model_artifacts(
@@ -285,6 +367,8 @@ def save_model_artifacts(
 
     Weights are a plain state dict, loadable with ``weights_only=True``.
     """
+    if not _main_process():
+        return
     if checkpoint is not None:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     else:
@@ -296,6 +380,11 @@ def save_model_artifacts(
         histories = Path(folder) / "histories.npz"
         datamodule.save_histories(histories)
         logger.experiment.log_artifact(logger.run_id, str(histories), artifact_path="data")
+
+
+def _main_process() -> bool:
+    """False in the other processes of a distributed run, which log nothing to MLflow."""
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def _floats(results: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -338,6 +427,10 @@ def _quiet_third_parties() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Raised inside Lightning 2.6 itself against newer torch; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # Under DDP: ranking metrics are already summed over processes before they are logged.
+    warnings.filterwarnings(
+        "ignore", message=r"It is recommended to use `self.log\('(val|test|test_seen_\w+)/"
+    )
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -345,7 +438,8 @@ def main(cfg: DictConfig) -> dict[str, float]:
     """Hydra entry point; returns every final metric, from which sweepers pick objectives."""
     _quiet_third_parties()
     results, run_id = train(cfg)
-    print_summary(results, run_id)
+    if _main_process():  # not again from each process of a distributed run
+        print_summary(results, run_id)
     return results
 
 

@@ -72,7 +72,7 @@ def test_recommend_from_a_checkpoint_matches_the_run(trained_run, workdir, capsy
     hydra_dir = workdir / "outputs" / ".hydra"
     hydra_dir.mkdir(parents=True)
     client.download_artifacts(run_id, "config.yaml", str(hydra_dir))
-    (checkpoint,) = (workdir / "outputs" / "checkpoints").glob("*.ckpt")
+    (checkpoint,) = (workdir / "outputs" / "checkpoints").glob("best-*.ckpt")
     tracking = ["--run-id", run_id, "--tracking-uri", client.tracking_uri]
     assert recommend.main([*tracking, "--user", "196"]) == 0
     from_run = capsys.readouterr().out

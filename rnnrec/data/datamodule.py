@@ -10,11 +10,13 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from lightning.pytorch.trainer.states import TrainerFn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 
 from rnnrec.data import cache, readers, split
 from rnnrec.data.interactions import Interactions
 from rnnrec.data.item_features import align_genres, read_item_genres
+from rnnrec.data.loaders import evaluation_sampler, pin_memory
 from rnnrec.data.preprocess import preprocess
 from rnnrec.data.sequences import (
     EvaluationTargets,
@@ -42,6 +44,7 @@ class SequenceDataModule(pl.LightningDataModule):
         item_features: item file with genres, read only when a genre head asks for it;
             ``None`` with ``path=None`` means the ``ml-100k.item`` shipped beside the data.
         item_features_format: its format (see :data:`rnnrec.data.item_features.ITEM_FORMATS`).
+        pin_memory: pin batches in host memory; ``None`` pins when training on a CUDA device.
 
     Batches carry ratings (``ratings`` in training, ``target_ratings`` in evaluation) only
     when the data has them.
@@ -67,6 +70,7 @@ class SequenceDataModule(pl.LightningDataModule):
         seed: int = 0,
         item_features: str | None = None,
         item_features_format: str = "auto",
+        pin_memory: bool | None = None,
     ) -> None:
         super().__init__()
         if max_len < 1:
@@ -91,6 +95,10 @@ class SequenceDataModule(pl.LightningDataModule):
         self.seed = seed
         self.item_features = Path(item_features).expanduser() if item_features else None
         self.item_features_format = item_features_format
+        self.pin_memory = pin_memory
+        # The training shuffle's generator, kept in checkpoints (see state_dict).
+        self._shuffle: torch.Generator | None = None
+        self._restored_shuffle: torch.Tensor | None = None
         self.interactions: Interactions | None = None
         self._genre_matrix: np.ndarray | None = None
         self.genre_names: list[str] = []
@@ -100,10 +108,8 @@ class SequenceDataModule(pl.LightningDataModule):
         """Read (or fetch from cache), preprocess and split; safe to call more than once."""
         if self.interactions is not None:
             return
-        source = self.path if self.path is not None else readers.find_ml100k()
-        read_settings = {"format": self.format, **self.read_options}
-        self.fingerprint = cache.fingerprint(source, {**read_settings, **self.preprocessing})
-        self.interactions = self._cached_interactions(source, read_settings)
+        self.fingerprint = self.data_fingerprint()
+        self.interactions = self._cached_interactions()
         data = self.interactions
 
         self.split = self._split(data)
@@ -120,14 +126,26 @@ class SequenceDataModule(pl.LightningDataModule):
             self.max_len,
         )
 
-    def _cached_interactions(self, source: Path, read_settings: dict[str, Any]) -> Interactions:
+    def _source(self) -> Path:
+        return self.path if self.path is not None else readers.find_ml100k()
+
+    def data_fingerprint(self) -> str:
+        """What determines the preprocessed data: the file's bytes and the settings applied."""
+        read_settings = {"format": self.format, **self.read_options}
+        return cache.fingerprint(self._source(), {**read_settings, **self.preprocessing})
+
+    def build_interactions(self) -> Interactions:
+        """Read and preprocess the file (what the cache stores)."""
+        frame = readers.read_interactions(self._source(), self.format, **self.read_options)
+        return preprocess(frame, **self.preprocessing)
+
+    def _cached_interactions(self) -> Interactions:
         cached = self.cache_dir / f"{self.name}-{self.fingerprint}.npz" if self.cache_dir else None
         if cached is not None and cached.exists():
             log.info("preprocessed data from cache %s", cached)
             return Interactions.from_arrays(cache.load_arrays(cached))
 
-        frame = readers.read_interactions(source, self.format, **self.read_options)
-        data = preprocess(frame, **self.preprocessing)
+        data = self.build_interactions()
         if cached is not None:
             cache.save_arrays_atomically(cached, data.to_arrays())
             log.info("cached preprocessed data at %s", cached)
@@ -251,8 +269,27 @@ class SequenceDataModule(pl.LightningDataModule):
             self._items(), users, self.train_starts, self.train_lengths, self._ratings()
         )
         generator = torch.Generator().manual_seed(self.seed)
+        if self._restored_shuffle is not None:
+            generator.set_state(self._restored_shuffle)
+            self._restored_shuffle = None
+        self._shuffle = generator
         sampler = BatchSampler(RandomSampler(dataset, generator=generator), self.batch_size, False)
         return self._loader(dataset, sampler)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training shuffle's generator state: a resumed run shuffles its next epochs as
+        an uninterrupted run would (Lightning stores this in checkpoints)."""
+        return {} if self._shuffle is None else {"shuffle": self._shuffle.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue the shuffle of :meth:`state_dict` when resuming training.
+
+        Lightning restores this before it asks for the training loader, which starts from it.
+        Validating or testing a checkpoint leaves the shuffle alone.
+        """
+        if self.trainer is not None and self.trainer.state.fn != TrainerFn.FITTING:
+            return
+        self._restored_shuffle = state_dict.get("shuffle")
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader(self.split.val_rows)
@@ -270,7 +307,8 @@ class SequenceDataModule(pl.LightningDataModule):
             self.max_len,
             self._ratings(),
         )
-        sampler = BatchSampler(SequentialSampler(dataset), self.eval_batch_size, False)
+        # Under several processes each gets its own users, none twice (see loaders.py).
+        sampler = evaluation_sampler(len(rows), self.eval_batch_size, self.trainer)
         return self._loader(dataset, sampler)
 
     def _items(self) -> torch.Tensor:
@@ -283,7 +321,7 @@ class SequenceDataModule(pl.LightningDataModule):
             return None
         return torch.from_numpy(self.interactions.rating.astype(np.float32))
 
-    def _loader(self, dataset: torch.utils.data.Dataset, sampler: BatchSampler) -> DataLoader:
+    def _loader(self, dataset: torch.utils.data.Dataset, sampler: Sampler) -> DataLoader:
         # batch_size=None: the sampler yields whole index lists and the dataset builds the
         # padded batch in one vectorised step, instead of collating examples one by one.
         return DataLoader(
@@ -292,4 +330,5 @@ class SequenceDataModule(pl.LightningDataModule):
             batch_size=None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=pin_memory(self.pin_memory, self.trainer),
         )

@@ -12,6 +12,7 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from rnnrec.data import cache
+from rnnrec.data.loaders import pin_memory
 from rnnrec.data.session_parallel import EpochSequentialSampler, SessionParallelBatches
 from rnnrec.data.sessions import SessionPart, SessionSplit, load_sessions
 
@@ -38,6 +39,7 @@ class SessionDataModule(pl.LightningDataModule):
             by start time.
         cache_dir: where the split is cached; ``None`` disables the cache.
         seed: seed of the session shuffle.
+        pin_memory: pin batches in host memory; ``None`` pins when training on a CUDA device.
     """
 
     # Read by the model: batches carry one step of B sessions and hidden states persist.
@@ -61,6 +63,7 @@ class SessionDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str | None = None,
         seed: int = 0,
+        pin_memory: bool | None = None,
     ) -> None:
         super().__init__()
         for setting, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -84,6 +87,7 @@ class SessionDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.seed = seed
+        self.pin_memory = pin_memory
         self.fingerprint = ""
         self.sessions: SessionSplit | None = None
 
@@ -225,6 +229,7 @@ class SessionDataModule(pl.LightningDataModule):
             batch_size=None,
             num_workers=self.num_workers,
             persistent_workers=persistent and self.num_workers > 0,
+            pin_memory=pin_memory(self.pin_memory, self.trainer),
         )
 
 

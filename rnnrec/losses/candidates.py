@@ -9,6 +9,8 @@ not fit in memory. Sharing is also what GRU4Rec's extra samples and in-batch neg
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,6 +94,15 @@ class BatchNegatives:
             parts.append(drawn)
             log_q.append(self.sampler.log_probability(drawn))
         return torch.cat(parts), torch.cat(log_q)
+
+    def random_state(self) -> dict[str, Any]:
+        """The sampler's random state (see :class:`rnnrec.checkpoints.RandomStateful`)."""
+        return {} if self.sampler is None else {"sampler": self.sampler.random_state()}
+
+    def load_random_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`random_state`."""
+        if self.sampler is not None and "sampler" in state:
+            self.sampler.load_random_state(state["sampler"])
 
     def target_log_q(self, targets: torch.Tensor) -> torch.Tensor:
         """(P,) log q of each target under this sampler (in-batch: its frequency)."""

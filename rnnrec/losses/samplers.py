@@ -6,6 +6,9 @@ rather than one per example; callers move the samples to their device.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 
@@ -52,6 +55,18 @@ class NegativeSampler:
         self._buffer = self._draw(max(self.buffer_size, count - left.numel()))
         self._position = count - left.numel()
         return torch.cat([left, self._buffer[: self._position]])
+
+    def random_state(self) -> dict[str, Any]:
+        """The draws still in the buffer and the generator's state (for exact resumes)."""
+        generator = None if self.generator is None else self.generator.get_state()
+        return {"buffer": self._buffer[self._position :].clone(), "generator": generator}
+
+    def load_random_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`random_state`: the same draws follow as would have."""
+        self._buffer = state["buffer"].to(torch.long)
+        self._position = 0
+        if self.generator is not None and state["generator"] is not None:
+            self.generator.set_state(state["generator"])
 
     def log_probability(self, items: torch.Tensor) -> torch.Tensor:
         """log q(items), same shape as ``items``; -inf for padding and never-drawn items."""

@@ -8,7 +8,7 @@ import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import filelock
 from mlflow.entities import Param
@@ -120,3 +120,80 @@ def end_status(error: BaseException | None) -> str:
     if isinstance(error, KeyboardInterrupt | SystemExit):
         return "KILLED"
     return "FAILED"
+
+
+# Tags of a run that resumed training from a checkpoint.
+RESUMES_TAG = "rnnrec.resumes"  # how many times it was resumed
+RESUMED_FROM_TAG = "rnnrec.resumed_from"  # the checkpoint of the latest resume
+CHANGED_PARAMS_TAG = "rnnrec.resume_changed_params"  # settings that differ from its params
+# MLflow's limit on a tag value is 8000 characters; stay well below it.
+MAX_TAG_LENGTH = 5000
+
+
+class _ResumePoint(Protocol):
+    """What :func:`reopen_run` reads of :class:`rnnrec.checkpoints.ResumePoint`."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def mlflow_run_id(self) -> str | None: ...
+
+    @property
+    def mlflow_tracking_uri(self) -> str | None: ...
+
+
+def reopen_run(tracking_uri: str, point: _ResumePoint) -> None:
+    """Mark the run that a resumed training continues as RUNNING again, and tag the resume.
+
+    Raises:
+        ValueError: when the store at ``tracking_uri`` has no such run, naming the checkpoint
+            and the store it was written with.
+    """
+    client = MlflowClient(tracking_uri)
+    run_id = str(point.mlflow_run_id)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as error:
+        raise ValueError(
+            f"checkpoint {point.path} belongs to MLflow run {run_id} (store "
+            f"{point.mlflow_tracking_uri}), which the store {tracking_uri} does not hold: set "
+            "logger.tracking_uri (or MLFLOW_TRACKING_URI) to the interrupted run's store"
+        ) from error
+    resumes = int(run.data.tags.get(RESUMES_TAG, "0")) + 1
+    client.update_run(run_id, status="RUNNING")
+    client.set_tag(run_id, RESUMES_TAG, str(resumes))
+    client.set_tag(run_id, RESUMED_FROM_TAG, str(point.path))
+    commit = git_commit()
+    if run.data.tags.get("git_commit") not in (None, commit):
+        log.warning(
+            "run %s was started at commit %s, resumed at %s",
+            run_id,
+            run.data.tags["git_commit"],
+            commit,
+        )
+        client.set_tag(run_id, f"git_commit_resume_{resumes}", commit)
+    log.info("MLflow run %s (ended %s) resumed, time %d", run_id, run.info.status, resumes)
+
+
+def params_to_add_on_resume(
+    client: MlflowClient, run_id: str, params: Mapping[str, str]
+) -> dict[str, str]:
+    """Those of ``params`` that the run does not have yet; MLflow cannot change the others.
+
+    Params whose value differs from the logged one (a resumed run with a larger
+    ``trainer.max_epochs``, say) are listed in the tag :data:`CHANGED_PARAMS_TAG` instead.
+    """
+    logged = client.get_run(run_id).data.params
+    changed = [
+        f"{key}: {logged[key]} -> {value}"
+        for key, value in params.items()
+        if key in logged and logged[key] != value
+    ]
+    if changed:
+        text = "; ".join(changed)
+        if len(text) > MAX_TAG_LENGTH:
+            text = text[: MAX_TAG_LENGTH - 3] + "..."
+        client.set_tag(run_id, CHANGED_PARAMS_TAG, text)
+        log.info("settings changed on resume (kept in tag %s): %s", CHANGED_PARAMS_TAG, text)
+    return {key: value for key, value in params.items() if key not in logged}

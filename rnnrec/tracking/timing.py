@@ -4,21 +4,52 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.trainer.states import TrainerFn
 
 
 class EpochTimer(pl.Callback):
     """Records how long each training epoch takes, from its first batch fetch to its last step.
 
     Lightning runs validation before ``on_train_epoch_end``, so the clock stops when
-    validation starts (or at epoch end when there is none).
+    validation starts (or at epoch end when there is none). Checkpoints keep the epoch times
+    and the fitting time so far, so a resumed run reports totals over all its epochs.
     """
 
     def __init__(self) -> None:
         self.epoch_seconds: list[float] = []
+        # Fitting time spent before the checkpoint this run resumed from (0 for a new run).
+        self.resumed_fit_seconds = 0.0
         self._start: float | None = None
         self._stop: float | None = None
+        self._fit_start: float | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._fit_start = time.perf_counter()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Epoch times and fitting seconds up to now, for the checkpoint."""
+        elapsed = 0.0 if self._fit_start is None else time.perf_counter() - self._fit_start
+        return {
+            "epoch_seconds": list(self.epoch_seconds),
+            "fit_seconds": self.resumed_fit_seconds + elapsed,
+        }
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Continue the counts of the checkpoint's run when resuming training.
+
+        (Not ``load_state_dict``: Lightning also restores callbacks when it validates or
+        tests a checkpoint, and the best epoch's counts would replace the finished ones.)
+        """
+        if trainer.state.fn != TrainerFn.FITTING:
+            return
+        state = (checkpoint.get("callbacks") or {}).get(self.state_key) or {}
+        self.epoch_seconds = [float(s) for s in state.get("epoch_seconds", [])]
+        self.resumed_fit_seconds = float(state.get("fit_seconds", 0.0))
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start, self._stop = time.perf_counter(), None
