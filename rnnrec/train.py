@@ -342,6 +342,8 @@ def fit_and_test(
     # A model without training (pop, itemknn) has no epochs: 0, like its fit time.
     results["time/epoch_s"] = timer.median_epoch_seconds if timer.epoch_seconds else 0.0
     results["train/epochs"] = float(len(timer.epoch_seconds))
+    if timer.data_wait_shares:
+        results["time/data_wait_share"] = timer.median_data_wait_share
     save_model_artifacts(logger, model, best, datamodule)
     return results
 
