@@ -193,23 +193,30 @@ def main() -> None:
         if not present(data):
             print(f"{data}: data not found (set RNNREC_DATA_DIR); skipped")
             continue
-        command = [sys.executable, __file__, "--one", data, "--epochs", str(args.epochs)]
-        done = subprocess.run(
-            [*command, "--", *args.overrides], cwd=REPO, capture_output=True, text=True
-        )
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if done.returncode != 0 or not lines:
-            print(done.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"{data}: run failed")
-        rows.append((data, json.loads(lines[-1][len("RESULT ") :])))
+        rows.append((data, measure(data, args.epochs, args.overrides)))
         print(f"{data}: done, MLflow run {rows[-1][1]['run_id']}", flush=True)
 
     print(table(rows))
-    print(
-        "prep peak MB: peak memory growth while reading, preprocessing and splitting, beside "
-        "the size of the interaction arrays; full eval s: the test users, both protocols; "
-        "data wait: share of each training epoch spent waiting for the next batch."
-    )
+    print(LEGEND)
+
+
+LEGEND = (
+    "prep peak MB: peak memory growth while reading, preprocessing and splitting, beside "
+    "the size of the interaction arrays; full eval s: the test users, both protocols; "
+    "data wait: share of each training epoch spent waiting for the next batch."
+)
+
+
+def measure(data: str, epochs: int, overrides: list[str]) -> dict[str, float]:
+    """:func:`run_one` in a fresh process, so that its peak memory is its own."""
+    command = [sys.executable, __file__, "--one", data, "--epochs", str(epochs)]
+    done = subprocess.run([*command, "--", *overrides], cwd=REPO, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        print(done.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"{data}: run failed")
+    result: dict[str, float] = json.loads(lines[-1][len("RESULT ") :])
+    return result
 
 
 if __name__ == "__main__":
