@@ -51,6 +51,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
     """
     pl.seed_everything(cfg.seed, workers=True)
     check_task_fits_model(cfg)
+    check_loss_fits_model(cfg)
     check_optimized_metric(cfg)
     for key in ("path", "test_path"):
         if cfg.data.get(key):
@@ -117,6 +118,19 @@ def check_task_fits_model(cfg: DictConfig) -> None:
             f"task={task.get('name')} adds heads ({', '.join(heads)}) that only sequential "
             f"models carry; model {cfg.model._target_} has none: use task=next_item"
         )
+
+
+def check_loss_fits_model(cfg: DictConfig) -> None:
+    """A loss other than full softmax only means something to a model that takes one (one
+    whose config has ``loss``); the baselines have their own objective and would ignore it."""
+    chosen = cfg.get("loss") or {}
+    if "loss" in cfg.model or chosen.get("_target_", "").endswith(".FullSoftmaxCrossEntropy"):
+        return
+    name = str(chosen.get("_target_", "?")).rsplit(".", 1)[-1]
+    raise ValueError(
+        f"the loss ({name}) applies to sequential models (model=sequential or sasrec); model "
+        f"{cfg.model._target_} has its own objective and would ignore it: use loss=ce"
+    )
 
 
 def find_resume_point(

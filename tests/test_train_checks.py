@@ -9,6 +9,7 @@ from rnnrec import recommend
 from rnnrec.train import (
     CONFIG_DIR,
     SAMPLED_LOSS_NAMES,
+    check_loss_fits_model,
     check_optimized_metric,
     default_run_name,
 )
@@ -19,6 +20,14 @@ def test_early_stopping_metric_must_be_computed(tmp_path):
     with pytest.raises(ValueError, match=r"needs K=10 in eval.ks"):
         check_optimized_metric(config(tmp_path, "eval.ks=[5,20]"))
     check_optimized_metric(config(tmp_path, "eval.ks=[10]"))
+
+
+@pytest.mark.parametrize("model", ["pop", "itemknn", "bprmf"])
+def test_a_sampled_loss_is_refused_by_the_baselines(tmp_path, model):
+    with pytest.raises(ValueError, match=r"the loss \(BPRMax\) applies to sequential models"):
+        check_loss_fits_model(config(tmp_path, f"model={model}", "loss=bpr_max"))
+    check_loss_fits_model(config(tmp_path, f"model={model}"))  # the default loss is fine
+    check_loss_fits_model(config(tmp_path, "model=sasrec", "loss=bpr_max"))
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,8 @@ HOST_ATTR = "sweeper.host"
 """Trial user attributes naming the sweeper process that asked the trial."""
 PID_ATTR = "sweeper.pid"
 FAIL_REASON_ATTR = "fail_reason"
+# Study attribute: the fixed overrides of the sweep that last ran trials of the study.
+FIXED_ATTR = "sweeper.fixed_overrides"
 JOB_KEYS = ("storage", "study_name", "trial_id", "trial_number", "monitor")
 
 
@@ -418,6 +420,31 @@ def _retryable_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - installed with Optuna
         return ()
     return (SQLAlchemyError,)
+
+
+def warn_if_fixed_overrides_changed(study: "optuna.Study", fixed: Sequence[str]) -> None:
+    """Warn when a study with trials is resumed under other fixed overrides, then record
+    these ones.
+
+    The study is found by storage and name alone, so a rerun with, say, another
+    ``data=...`` adds its trials to trials of another setting, and the sampler would
+    compare them as if only the searched parameters differed. Not an error: a changed
+    tracking URI, for one, is harmless.
+    """
+    current = sorted(fixed)
+    previous = study.user_attrs.get(FIXED_ATTR)
+    if previous is not None and count_taken(study) > 0 and sorted(previous) != current:
+        added = sorted(set(current) - set(previous))
+        dropped = sorted(set(previous) - set(current))
+        log.warning(
+            "study %s already has trials run with other fixed overrides (now added: %s; "
+            "now gone: %s): its trials then differ in more than the searched parameters. "
+            "Use another study_name for another setting",
+            study.study_name,
+            ", ".join(added) or "none",
+            ", ".join(dropped) or "none",
+        )
+    study.set_user_attr(FIXED_ATTR, current)
 
 
 # ---------------------------------------------------------------------- trial bookkeeping
@@ -812,6 +839,7 @@ class RnnrecOptunaSweeper(Sweeper):
         # shift the seed by the trials already there (still reproducible run after run).
         seed = None if self.seed is None else self.seed + count_taken(study)
         study.sampler = self._make_sampler(space, seed)
+        warn_if_fixed_overrides_changed(study, space.fixed)
         # Jobs rebuild the pruner from the study; several sweepers write the same value.
         study.set_user_attr(PRUNER_ATTR, self.pruner_spec)
         return study

@@ -24,6 +24,7 @@ from hydra_plugins.rnnrec_optuna_sweeper.optuna_sweeper import (
     interpret_result,
     parse_search_space,
     resolve_storage_url,
+    warn_if_fixed_overrides_changed,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -193,6 +194,20 @@ def test_trials_of_a_dead_sweeper_process_are_marked_failed() -> None:
     ]
     assert "which is gone" in study.trials[0].user_attrs["fail_reason"]
     assert fail_orphaned_trials(study, stale_after_s=0.0) == [1, 3]
+
+
+def test_resuming_under_other_fixed_overrides_warns(caplog: pytest.LogCaptureFixture) -> None:
+    study = optuna.create_study()
+    warn_if_fixed_overrides_changed(study, ["data=ml100k", "trainer.max_epochs=20"])
+    study.tell(study.ask(), 0.5)
+    with caplog.at_level("WARNING", logger=plugin.__name__):
+        # The same overrides in another order: nothing to say.
+        warn_if_fixed_overrides_changed(study, ["trainer.max_epochs=20", "data=ml100k"])
+        assert not caplog.records
+        warn_if_fixed_overrides_changed(study, ["data=ml1m", "trainer.max_epochs=20"])
+    (record,) = caplog.records
+    assert "now added: data=ml1m; now gone: data=ml100k" in record.getMessage()
+    assert study.user_attrs[plugin.FIXED_ATTR] == ["data=ml1m", "trainer.max_epochs=20"]
 
 
 def test_a_trial_asked_past_the_budget_is_handed_back(monkeypatch: pytest.MonkeyPatch) -> None:
