@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import pickle
 import random
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -107,6 +108,13 @@ def resolve_checkpoint(ckpt_path: str | None, checkpoint_dir: str | Path) -> Pat
             )
         return candidates[-1].resolve()
     path = Path(ckpt_path).expanduser()
+    if path.is_dir():
+        newest = sorted(path.glob(LAST_PATTERN), key=lambda p: p.stat().st_mtime)
+        hint = f"; its newest is ckpt_path={newest[-1]}" if newest else ""
+        raise IsADirectoryError(
+            f"ckpt_path={ckpt_path} is a folder: name a checkpoint file in it{hint}, or use "
+            f"ckpt_path=last paths.checkpoint_dir={path}"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: {path} is not a file")
     return path.resolve()
@@ -122,6 +130,13 @@ def read_resume_point(
             loads with ``weights_only=True``, was written by an rnnrec without resume support
             or with another format version, or holds another model config or other data.
     """
+    # torch.save writes zip archives; anything else would fail below with a message about
+    # memory mapping that does not say what is wrong.
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"cannot resume from {path}: it is not a checkpoint (torch.save writes zip "
+            "archives; this file is not one)"
+        )
     try:
         # mmap: the tensors stay on disk; only the small entries below are read.
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)

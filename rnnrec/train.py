@@ -107,6 +107,17 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
         logger.experiment.set_terminated(logger.run_id, status)
         if _main_process():
             log.info("MLflow run %s ended %s", logger.run_id, status)
+            if error is not None and status != "FINISHED" and not is_pruned(error):
+                hint_resume(cfg.paths.checkpoint_dir)
+
+
+def hint_resume(checkpoint_dir: str) -> None:
+    """Say how to continue an interrupted training, when it left a checkpoint to resume from."""
+    newest = sorted(
+        Path(checkpoint_dir).glob(checkpoints.LAST_PATTERN), key=lambda p: p.stat().st_mtime
+    )
+    if newest:
+        log.info("to continue this run, rerun the same command with ckpt_path=%s", newest[-1])
 
 
 def check_task_fits_model(cfg: DictConfig) -> None:
@@ -337,8 +348,7 @@ def fit_and_test(
             weights_only=True,
         )
         fit_seconds = time.perf_counter() - started + timer.resumed_fit_seconds
-        checkpoint = trainer.checkpoint_callback
-        best = getattr(checkpoint, "best_model_path", None) or None
+        best = best_checkpoint(trainer, cfg.optimized_metric)
         if best is None:
             log.warning("no best checkpoint was saved; evaluating the final weights")
 
@@ -401,6 +411,18 @@ def save_model_artifacts(
 def _main_process() -> bool:
     """False in the other processes of a distributed run, which log nothing to MLflow."""
     return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def best_checkpoint(trainer: pl.Trainer, metric: str) -> str | None:
+    """Path of the best epoch's checkpoint: that of the checkpoint callback watching ``metric``.
+
+    Several checkpoint callbacks run (the best epoch, the newest one to resume from), so
+    ``trainer.checkpoint_callback``, the first of them, is not taken on trust.
+    """
+    for callback in trainer.checkpoint_callbacks:
+        if getattr(callback, "monitor", None) == metric:
+            return getattr(callback, "best_model_path", None) or None
+    return None
 
 
 def _floats(results: Sequence[Mapping[str, Any]]) -> dict[str, float]:

@@ -91,7 +91,7 @@ def test_a_file_that_needs_full_unpickling_is_refused(tmp_path):
         checkpoints.read_resume_point(path, MODEL_CONFIG, None)
     not_a_checkpoint = tmp_path / "notes.txt"
     not_a_checkpoint.write_text("hello")
-    with pytest.raises(ValueError, match=r"notes\.txt: it does not load"):
+    with pytest.raises(ValueError, match=r"notes\.txt: it is not a checkpoint"):
         checkpoints.read_resume_point(not_a_checkpoint, MODEL_CONFIG, None)
 
 
@@ -111,6 +111,9 @@ def test_missing_checkpoints_name_the_place_looked_at(tmp_path):
         checkpoints.resolve_checkpoint("last", tmp_path)
     with pytest.raises(FileNotFoundError, match=r"ckpt_path=.*gone\.ckpt is not a file"):
         checkpoints.resolve_checkpoint(str(tmp_path / "gone.ckpt"), tmp_path)
+    last = write_checkpoint(tmp_path / "last.ckpt")
+    with pytest.raises(IsADirectoryError, match=rf"is a folder: .*ckpt_path={last}"):
+        checkpoints.resolve_checkpoint(str(tmp_path), "/elsewhere")
 
 
 class WithNegatives(torch.nn.Module):

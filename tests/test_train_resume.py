@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,7 +84,8 @@ def test_resuming_after_max_epochs_continues_exactly_in_the_same_run(workdir, st
     assert run.info.status == "FINISHED"
     assert run.data.tags[mlflow_run.RESUMES_TAG] == "1"
     assert run.data.tags[mlflow_run.RESUMED_FROM_TAG] == str(last.resolve())
-    assert "trainer.max_epochs: 2 -> 4" in run.data.tags[mlflow_run.CHANGED_PARAMS_TAG]
+    # Where to resume from is no change of what is trained: not listed.
+    assert run.data.tags[mlflow_run.CHANGED_PARAMS_TAG] == "trainer.max_epochs: 2 -> 4"
     assert run.data.metrics["test/ndcg_10"] == resumed["test/ndcg_10"]
     assert len(client.search_runs([run.info.experiment_id])) == 1
 
@@ -95,13 +97,15 @@ def test_resuming_after_max_epochs_continues_exactly_in_the_same_run(workdir, st
     assert len(client.search_runs([run.info.experiment_id])) == 1
 
 
-def test_resuming_after_a_crash_reopens_the_failed_run(workdir, straight, monkeypatch):
+def test_resuming_after_a_crash_reopens_the_failed_run(workdir, straight, monkeypatch, caplog):
     crash = (
         "+callbacks.crash._target_=tests.test_train_resume.CrashAtEpoch",
         "+callbacks.crash.epoch=2",
     )
-    with pytest.raises(RuntimeError, match="simulated crash"):
+    with pytest.raises(RuntimeError, match="simulated crash"), caplog.at_level(logging.INFO):
         train(config(workdir, *STEADY, *crash))
+    checkpoint = workdir / "outputs" / "checkpoints" / "last.ckpt"
+    assert f"rerun the same command with ckpt_path={checkpoint}" in caplog.text
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("rnnrec").experiment_id])
     assert run.info.status == "FAILED"
@@ -114,7 +118,6 @@ def test_resuming_after_a_crash_reopens_the_failed_run(workdir, straight, monkey
         statuses.append(MlflowClient(tracking_uri).get_run(point.mlflow_run_id).info.status)
 
     monkeypatch.setattr(mlflow_run, "reopen_run", reopen_and_look)
-    checkpoint = workdir / "outputs" / "checkpoints" / "last.ckpt"
     resumed, resumed_id = train(config(workdir, *STEADY, f"ckpt_path={checkpoint}"))
     assert statuses == ["RUNNING"]
     assert resumed_id == run.info.run_id
@@ -128,3 +131,15 @@ def test_a_run_missing_from_the_store_is_named(workdir):
     elsewhere = config(workdir / "b", "+trainer.limit_train_batches=1", f"ckpt_path={checkpoint}")
     with pytest.raises(ValueError, match=r"belongs to MLflow run \w+ .*which the store .*b/mlflow"):
         train(elsewhere)
+
+
+def test_last_checkpoint_follows_every_epoch_while_the_best_stays(workdir):
+    # A learning rate of 0 leaves validation NDCG where epoch 0 put it: no later epoch is
+    # better, yet the checkpoint to resume from must be the newest epoch.
+    results, _ = train(
+        config(workdir, "trainer.max_epochs=3", "+trainer.limit_train_batches=2", "optimizer.lr=0")
+    )
+    folder = workdir / "outputs" / "checkpoints"
+    assert sorted(path.name for path in folder.iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]
+    assert torch.load(folder / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 2
+    assert results["train/epochs"] == 3

@@ -175,7 +175,9 @@ def _check(
     limits = {
         "num_users": (num_users, 1),
         "num_items": (num_items, 1),
-        "min_length": (min_length, 2),  # at least one (item, next item) pair per user
+        # Leave-one-out holds out each user's last two items (test, validation): a third is
+        # needed for one training pair.
+        "min_length": (min_length, 3),
         "num_successors": (num_successors, 1),
     }
     for name, (value, low) in limits.items():

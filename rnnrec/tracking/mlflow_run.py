@@ -128,6 +128,9 @@ RESUMED_FROM_TAG = "rnnrec.resumed_from"  # the checkpoint of the latest resume
 CHANGED_PARAMS_TAG = "rnnrec.resume_changed_params"  # settings that differ from its params
 # MLflow's limit on a tag value is 8000 characters; stay well below it.
 MAX_TAG_LENGTH = 5000
+# Settings that a resume changes by its nature (where to resume from, where to write): not
+# listed as changed, since they do not change what is trained.
+RESUME_BOOKKEEPING = ("ckpt_path", "paths.", "trainer.default_root_dir")
 
 
 class _ResumePoint(Protocol):
@@ -182,13 +185,15 @@ def params_to_add_on_resume(
     """Those of ``params`` that the run does not have yet; MLflow cannot change the others.
 
     Params whose value differs from the logged one (a resumed run with a larger
-    ``trainer.max_epochs``, say) are listed in the tag :data:`CHANGED_PARAMS_TAG` instead.
+    ``trainer.max_epochs``, say) are listed in the tag :data:`CHANGED_PARAMS_TAG` instead,
+    against the values of the run's first start (those its params keep), leaving out
+    :data:`RESUME_BOOKKEEPING`.
     """
     logged = client.get_run(run_id).data.params
     changed = [
         f"{key}: {logged[key]} -> {value}"
         for key, value in params.items()
-        if key in logged and logged[key] != value
+        if key in logged and logged[key] != value and not key.startswith(RESUME_BOOKKEEPING)
     ]
     if changed:
         text = "; ".join(changed)

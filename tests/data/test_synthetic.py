@@ -97,7 +97,7 @@ def test_planted_successors_are_learnable_and_popularity_misses_them():
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
-        ({"min_length": 1}, "data.generator.min_length"),
+        ({"min_length": 2}, "data.generator.min_length"),
         ({"min_length": 6, "max_length": 5}, "data.generator.max_length"),
         ({"num_items": 0}, "data.generator.num_items"),
         ({"num_users": 2.5}, "data.generator.num_users"),
