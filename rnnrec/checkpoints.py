@@ -63,6 +63,8 @@ class ResumePoint:
     path: Path
     mlflow_run_id: str | None
     mlflow_tracking_uri: str | None
+    # Training epochs the checkpoint has finished (None: not recorded).
+    epochs_done: int | None = None
 
 
 def model_config_summary(model_cfg: DictConfig) -> dict[str, str]:
@@ -109,11 +111,11 @@ def resolve_checkpoint(ckpt_path: str | None, checkpoint_dir: str | Path) -> Pat
         return candidates[-1].resolve()
     path = Path(ckpt_path).expanduser()
     if path.is_dir():
-        newest = sorted(path.glob(LAST_PATTERN), key=lambda p: p.stat().st_mtime)
-        hint = f"; its newest is ckpt_path={newest[-1]}" if newest else ""
+        # A run's output folder holds its checkpoints one level down, in checkpoints/.
+        newest = sorted(path.rglob(LAST_PATTERN), key=lambda p: p.stat().st_mtime)
+        hint = f": the newest in it is ckpt_path={newest[-1]}" if newest else ""
         raise IsADirectoryError(
-            f"ckpt_path={ckpt_path} is a folder: name a checkpoint file in it{hint}, or use "
-            f"ckpt_path=last paths.checkpoint_dir={path}"
+            f"ckpt_path={ckpt_path} is a folder; name a checkpoint file{hint}"
         )
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: {path} is not a file")
@@ -167,8 +169,11 @@ def read_resume_point(
         more = len(differences) - MAX_LISTED_DIFFERENCES
         raise ValueError(
             f"cannot resume from {path}: it was trained with another model config "
-            f"({listed}{f'; and {more} more' if more > 0 else ''}). Resume with the "
-            "checkpoint's settings, or start afresh with ckpt_path=null"
+            f"({listed}{f'; and {more} more' if more > 0 else ''}). The model config "
+            "holds the encoder, attention, optimizer and scheduler settings too: "
+            "model.encoder.hidden_size is set as encoder.hidden_size, model.optimizer.lr "
+            "as optimizer.lr. Resume with the checkpoint's settings, or start afresh with "
+            "ckpt_path=null"
         )
     stored_fingerprint = checkpoint.get(FINGERPRINT_KEY)
     if data_fingerprint and stored_fingerprint and stored_fingerprint != data_fingerprint:
@@ -176,7 +181,12 @@ def read_resume_point(
             f"cannot resume from {path}: it was trained on data {stored_fingerprint}, this "
             f"run's data is {data_fingerprint} (another file, or other data.* settings)"
         )
-    return ResumePoint(path, entry.get("mlflow_run_id"), entry.get("mlflow_tracking_uri"))
+    # Checkpoints are written at the end of an epoch, whose 0-based index they keep.
+    epoch = checkpoint.get("epoch")
+    epochs_done = int(epoch) + 1 if isinstance(epoch, int) else None
+    return ResumePoint(
+        path, entry.get("mlflow_run_id"), entry.get("mlflow_tracking_uri"), epochs_done
+    )
 
 
 def config_differences(stored: Mapping[str, str], current: Mapping[str, str]) -> list[str]:

@@ -165,6 +165,14 @@ def find_resume_point(
             "resume; use ckpt_path=null"
         )
     point = checkpoints.read_resume_point(path, model_config, data_fingerprint)
+    # Lightning would refuse this only after the MLflow run was reopened, leaving it FAILED.
+    max_epochs = cfg.trainer.get("max_epochs")
+    done = point.epochs_done
+    if done is not None and max_epochs not in (None, -1) and max_epochs < done:
+        raise ValueError(
+            f"ckpt_path={cfg.ckpt_path}: {path} has finished {done} epochs, more than "
+            f"trainer.max_epochs={max_epochs}; set trainer.max_epochs to {done} or more"
+        )
     if path.parent != Path(cfg.paths.checkpoint_dir).expanduser().resolve():
         log.info("checkpoints go on in %s, beside the one resumed from", path.parent)
         cfg.paths.checkpoint_dir = str(path.parent)

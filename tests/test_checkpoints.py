@@ -111,8 +111,9 @@ def test_missing_checkpoints_name_the_place_looked_at(tmp_path):
         checkpoints.resolve_checkpoint("last", tmp_path)
     with pytest.raises(FileNotFoundError, match=r"ckpt_path=.*gone\.ckpt is not a file"):
         checkpoints.resolve_checkpoint(str(tmp_path / "gone.ckpt"), tmp_path)
-    last = write_checkpoint(tmp_path / "last.ckpt")
-    with pytest.raises(IsADirectoryError, match=rf"is a folder: .*ckpt_path={last}"):
+    (tmp_path / "checkpoints").mkdir()
+    last = write_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    with pytest.raises(IsADirectoryError, match=rf"is a folder; .*ckpt_path={last}$"):
         checkpoints.resolve_checkpoint(str(tmp_path), "/elsewhere")
 
 

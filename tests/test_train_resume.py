@@ -96,6 +96,12 @@ def test_resuming_after_max_epochs_continues_exactly_in_the_same_run(workdir, st
     assert "model.encoder.hidden_size: checkpoint 8, now 16" in str(caught.value)
     assert len(client.search_runs([run.info.experiment_id])) == 1
 
+    # Fewer epochs than the checkpoint has done is refused before the finished run reopens.
+    with pytest.raises(ValueError, match=r"has finished 4 epochs, more than .*max_epochs=2"):
+        train(config(workdir, *STEADY, "trainer.max_epochs=2", "ckpt_path=last"))
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert client.get_run(run_id).data.tags[mlflow_run.RESUMES_TAG] == "1"
+
 
 def test_resuming_after_a_crash_reopens_the_failed_run(workdir, straight, monkeypatch, caplog):
     crash = (
