@@ -114,9 +114,7 @@ def resolve_checkpoint(ckpt_path: str | None, checkpoint_dir: str | Path) -> Pat
         # A run's output folder holds its checkpoints one level down, in checkpoints/.
         newest = sorted(path.rglob(LAST_PATTERN), key=lambda p: p.stat().st_mtime)
         hint = f": the newest in it is ckpt_path={newest[-1]}" if newest else ""
-        raise IsADirectoryError(
-            f"ckpt_path={ckpt_path} is a folder; name a checkpoint file{hint}"
-        )
+        raise IsADirectoryError(f"ckpt_path={ckpt_path} is a folder; name a checkpoint file{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: {path} is not a file")
     return path.resolve()
