@@ -91,6 +91,12 @@ def rnnrec_version() -> str:
 
 
 # ----------------------------------------------------------------- finding a checkpoint
+def newest_last_checkpoint(folder: str | Path, *, below: bool = False) -> Path | None:
+    """The most recently written ``last*.ckpt`` in ``folder`` (``below``: or any subfolder)."""
+    found = (Path(folder).rglob if below else Path(folder).glob)(LAST_PATTERN)
+    return max(found, key=lambda path: path.stat().st_mtime, default=None)
+
+
 def resolve_checkpoint(ckpt_path: str | None, checkpoint_dir: str | Path) -> Path | None:
     """The checkpoint file that ``ckpt_path`` names: ``None``, a file, or ``last``.
 
@@ -100,20 +106,19 @@ def resolve_checkpoint(ckpt_path: str | None, checkpoint_dir: str | Path) -> Pat
     if ckpt_path is None or str(ckpt_path) == "":
         return None
     if str(ckpt_path) == "last":
-        folder = Path(checkpoint_dir)
-        candidates = sorted(folder.glob(LAST_PATTERN), key=lambda p: p.stat().st_mtime)
-        if not candidates:
+        newest = newest_last_checkpoint(checkpoint_dir)
+        if newest is None:
             raise FileNotFoundError(
-                f"ckpt_path=last: no {LAST_PATTERN} in {folder} (paths.checkpoint_dir). Point "
-                "it at the interrupted run's folder, e.g. hydra.run.dir=<that run's output "
-                "folder> or paths.output_dir=..., or pass the checkpoint file as ckpt_path"
+                f"ckpt_path=last: no {LAST_PATTERN} in {checkpoint_dir} (paths.checkpoint_dir). "
+                "Point it at the interrupted run's folder, e.g. hydra.run.dir=<that run's "
+                "output folder> or paths.output_dir=..., or pass the checkpoint file as ckpt_path"
             )
-        return candidates[-1].resolve()
+        return newest.resolve()
     path = Path(ckpt_path).expanduser()
     if path.is_dir():
         # A run's output folder holds its checkpoints one level down, in checkpoints/.
-        newest = sorted(path.rglob(LAST_PATTERN), key=lambda p: p.stat().st_mtime)
-        hint = f": the newest in it is ckpt_path={newest[-1]}" if newest else ""
+        newest = newest_last_checkpoint(path, below=True)
+        hint = f": the newest in it is ckpt_path={newest}" if newest else ""
         raise IsADirectoryError(f"ckpt_path={ckpt_path} is a folder; name a checkpoint file{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: {path} is not a file")

@@ -113,11 +113,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], str]:
 
 def hint_resume(checkpoint_dir: str) -> None:
     """Say how to continue an interrupted training, when it left a checkpoint to resume from."""
-    newest = sorted(
-        Path(checkpoint_dir).glob(checkpoints.LAST_PATTERN), key=lambda p: p.stat().st_mtime
-    )
-    if newest:
-        log.info("to continue this run, rerun the same command with ckpt_path=%s", newest[-1])
+    newest = checkpoints.newest_last_checkpoint(checkpoint_dir)
+    if newest is not None:
+        log.info("to continue this run, rerun the same command with ckpt_path=%s", newest)
 
 
 def check_task_fits_model(cfg: DictConfig) -> None:
