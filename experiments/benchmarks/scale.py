@@ -15,6 +15,9 @@ softmax, evaluation in blocks of 65,536 items).
 
     .venv/bin/python experiments/benchmarks/scale.py [--data ml100k ml1m synthetic_1m]
         [--epochs 2] [-- OVERRIDES]
+
+The overrides go to every run; ``-- model.sparse_gradients=true optimizer=lazy_adam`` trains
+the item tables with sparse gradients (``sparse_step.py`` times the parts of such a step).
 """
 
 from __future__ import annotations

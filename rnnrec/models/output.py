@@ -22,6 +22,8 @@ class ItemScorer(nn.Module):
     (tied weights), after a projection from H to the embedding size when the two differ.
     Otherwise the layer has its own (N + 1, H) weight matrix. ``activation`` (``none``,
     ``tanh``, ``relu`` or ``gelu``) is applied to the projected summary before scoring.
+    With ``sparse_gradients``, scoring chosen items (sampled losses) gives the item table a
+    sparse gradient over those items' rows.
     """
 
     def __init__(
@@ -30,8 +32,10 @@ class ItemScorer(nn.Module):
         num_items: int,
         item_embedding: nn.Embedding | None = None,
         activation: str = "none",
+        sparse_gradients: bool = False,
     ) -> None:
         super().__init__()
+        self.sparse_gradients = sparse_gradients
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"model.output_activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
@@ -72,8 +76,14 @@ class ItemScorer(nn.Module):
 
     def score_items(self, projected: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(P, E) projected summaries and (C,) items -> (P, C) scores of those items only."""
-        return torch.addmm(self.bias[items], projected, self.item_weight[items].T)  # fused
+        return torch.addmm(self.bias[items], projected, self._rows(items).T)  # fused
 
     def score_targets(self, projected: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(P, E) projected summaries and (P,) targets -> (P,) each row's own target score."""
-        return (projected * self.item_weight[targets]).sum(dim=1) + self.bias[targets]
+        return (projected * self._rows(targets)).sum(dim=1) + self.bias[targets]
+
+    def _rows(self, items: torch.Tensor) -> torch.Tensor:
+        """(..., E or H) the output vectors of ``items``."""
+        if self.sparse_gradients:
+            return nn.functional.embedding(items, self.item_weight, sparse=True)
+        return self.item_weight[items]

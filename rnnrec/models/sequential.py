@@ -20,6 +20,8 @@ from rnnrec.models.item_scores import ItemScores
 from rnnrec.models.output import ItemScorer
 from rnnrec.models.ranking_module import RankingModule
 from rnnrec.models.user_fusion import UserFusion
+from rnnrec.optim.clipping import clip_grad_norm
+from rnnrec.optim.lazy_adam import LazyAdam
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,11 @@ class SequentialRecommender(RankingModule):
             ``sampler``); read only when ``loss`` is a sampled loss.
         item_counts: (N + 1,) training target counts, for popularity sampling and logQ.
         session_parallel: the data comes as session-parallel batches (see above).
+        sparse_gradients: give the item tables sparse gradients, only the rows of the items a
+            batch uses (inputs, targets, sampled negatives), so that an optimizer such as
+            :class:`rnnrec.optim.lazy_adam.LazyAdam` updates those rows alone. Pays off for
+            large catalogues with a sampled loss; full softmax scores every item, so its
+            output table's gradient stays dense.
         item_block_size: see :class:`rnnrec.models.ranking_module.RankingModule`.
     """
 
@@ -101,10 +108,14 @@ class SequentialRecommender(RankingModule):
         sampler: Mapping[str, Any] | None = None,
         item_counts: np.ndarray | torch.Tensor | None = None,
         session_parallel: bool = False,
+        sparse_gradients: bool = False,
     ) -> None:
         super().__init__(ks=ks, exclude_seen=exclude_seen, item_block_size=item_block_size)
         self.num_items = num_items
-        self.item_embedding = nn.Embedding(num_items + 1, embedding_size, padding_idx=0)
+        self.sparse_gradients = sparse_gradients
+        self.item_embedding = nn.Embedding(
+            num_items + 1, embedding_size, padding_idx=0, sparse=sparse_gradients
+        )
         nn.init.normal_(self.item_embedding.weight, std=embedding_size**-0.5)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
@@ -127,6 +138,7 @@ class SequentialRecommender(RankingModule):
             num_items,
             self.item_embedding if tie_weights else None,
             activation=output_activation,
+            sparse_gradients=sparse_gradients,
         )
         self.loss: nn.Module = loss
         self.sampled_objective = _sampled_objective(loss, sampler, item_counts, num_items)
@@ -377,9 +389,57 @@ class SequentialRecommender(RankingModule):
         # A frozen input table (embedding.freeze) has no gradient: leave it out.
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = self.optimizer_factory(params=params)
+        if self.sparse_gradients:
+            _check_sparse_training(optimizer, self._trainer)
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        if not self.sparse_gradients or gradient_clip_val is None:
+            super().configure_gradient_clipping(
+                optimizer, gradient_clip_val, gradient_clip_algorithm
+            )
+            return
+        if gradient_clip_algorithm not in (None, "norm"):
+            raise ValueError(
+                f"trainer.gradient_clip_algorithm={gradient_clip_algorithm} cannot clip the sparse "
+                "gradients of model.sparse_gradients=true; use norm"
+            )
+        # torch's clip_grad_norm_ cannot take the norm of a sparse gradient.
+        clip_grad_norm(
+            (p for group in optimizer.param_groups for p in group["params"]),
+            float(gradient_clip_val),
+        )
+
+
+def _check_sparse_training(optimizer: torch.optim.Optimizer, trainer: Any) -> None:
+    """Refuse, before the first step, settings that cannot train with sparse gradients."""
+    name = type(optimizer).__name__
+    if trainer is not None and trainer.world_size > 1:
+        # Lightning's DDP averages dense gradients; sparse ones were never tried under it.
+        raise ValueError(
+            "model.sparse_gradients=true trains in one process only; "
+            f"this trainer has {trainer.world_size} (trainer.devices / trainer.num_nodes)"
+        )
+    if isinstance(optimizer, LazyAdam):
+        return
+    if isinstance(optimizer, torch.optim.SGD | torch.optim.Adagrad):
+        if all(group["weight_decay"] == 0 for group in optimizer.param_groups):
+            return
+        raise ValueError(
+            f"model.sparse_gradients=true: torch's {name} takes sparse gradients only without "
+            "weight decay; set optimizer.weight_decay=0, or use optimizer=lazy_adam"
+        )
+    raise ValueError(
+        "model.sparse_gradients=true needs an optimizer that takes sparse gradients "
+        f"(optimizer=lazy_adam, or sgd or adagrad without weight decay); {name} does not"
+    )
 
 
 def _map_state(

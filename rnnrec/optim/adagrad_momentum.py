@@ -11,7 +11,9 @@ With momentum 0 this is plain Adagrad (eps inside the square root).
 
 Unlike GRU4Rec, which updates only the embedding rows a batch touches, this optimizer works on
 dense gradients: a row without gradient keeps its accumulator but still moves by its decaying
-velocity. Sparse updates would need sparse embedding gradients throughout the model.
+velocity. It does not take the sparse gradients of ``model.sparse_gradients=true``; a
+row-wise version would keep a velocity per row and decay it only when the row is touched,
+which changes the update, so it was left out.
 """
 
 from __future__ import annotations
