@@ -58,3 +58,11 @@ def test_lazy_adam_run_finishes(tmp_path):
 def test_adam_with_sparse_gradients_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match="optimizer=lazy_adam"):
         train(config(tmp_path, *SHORT, "model.sparse_gradients=true"))
+
+
+def test_value_clipping_fails_before_training(tmp_path):
+    overrides = ("optimizer=lazy_adam", "model.sparse_gradients=true")
+    with pytest.raises(ValueError, match="gradient_clip_algorithm=value cannot"):
+        train(config(tmp_path, *SHORT, *overrides, "+trainer.gradient_clip_algorithm=value"))
+    # No epoch ran: the refusal came from configure_optimizers, before the first step.
+    assert not (tmp_path / "outputs" / "checkpoints" / "last.ckpt").exists()

@@ -395,6 +395,16 @@ class SequentialRecommender(RankingModule):
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if not self.sparse_gradients:
+            return
+        # An embedding lookup leaves one gradient row per occurrence of an item. torch's SGD
+        # adds them to its momentum buffer as they come, so without merging the buffer grows
+        # by a batch's rows every step; merged, it holds at most one row per item.
+        for param in self.parameters():
+            if param.grad is not None and param.grad.is_sparse:
+                param.grad = param.grad.coalesce()
+
     def configure_gradient_clipping(
         self,
         optimizer: torch.optim.Optimizer,
@@ -406,11 +416,7 @@ class SequentialRecommender(RankingModule):
                 optimizer, gradient_clip_val, gradient_clip_algorithm
             )
             return
-        if gradient_clip_algorithm not in (None, "norm"):
-            raise ValueError(
-                f"trainer.gradient_clip_algorithm={gradient_clip_algorithm} cannot clip the sparse "
-                "gradients of model.sparse_gradients=true; use norm"
-            )
+        _check_sparse_clipping(gradient_clip_algorithm)
         # torch's clip_grad_norm_ cannot take the norm of a sparse gradient.
         clip_grad_norm(
             (p for group in optimizer.param_groups for p in group["params"]),
@@ -427,6 +433,8 @@ def _check_sparse_training(optimizer: torch.optim.Optimizer, trainer: Any) -> No
             "model.sparse_gradients=true trains in one process only; "
             f"this trainer has {trainer.world_size} (trainer.devices / trainer.num_nodes)"
         )
+    if trainer is not None and trainer.gradient_clip_val is not None:
+        _check_sparse_clipping(trainer.gradient_clip_algorithm)
     if isinstance(optimizer, LazyAdam):
         return
     if isinstance(optimizer, torch.optim.SGD | torch.optim.Adagrad):
@@ -436,10 +444,24 @@ def _check_sparse_training(optimizer: torch.optim.Optimizer, trainer: Any) -> No
             f"model.sparse_gradients=true: torch's {name} takes sparse gradients only without "
             "weight decay; set optimizer.weight_decay=0, or use optimizer=lazy_adam"
         )
+    hint = ""
+    if any("momentum" in group for group in optimizer.param_groups):
+        # experiment=gru4rec sets optimizer.momentum, which lazy_adam does not take.
+        hint = " (with lazy_adam or adagrad, also drop its momentum: ~optimizer.momentum)"
     raise ValueError(
         "model.sparse_gradients=true needs an optimizer that takes sparse gradients "
-        f"(optimizer=lazy_adam, or sgd or adagrad without weight decay); {name} does not"
+        f"(optimizer=lazy_adam, or sgd or adagrad without weight decay); {name} does not{hint}"
     )
+
+
+def _check_sparse_clipping(algorithm: Any) -> None:
+    """Only norm clipping is implemented for sparse gradients."""
+    name = getattr(algorithm, "value", algorithm)  # Lightning passes an enum
+    if name not in (None, "norm"):
+        raise ValueError(
+            f"trainer.gradient_clip_algorithm={name} cannot clip the sparse gradients of "
+            "model.sparse_gradients=true; use norm"
+        )
 
 
 def _map_state(

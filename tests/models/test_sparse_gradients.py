@@ -130,3 +130,26 @@ def test_several_processes_are_refused() -> None:
     recommender._trainer = types.SimpleNamespace(world_size=2)  # what trainer=ddp would attach
     with pytest.raises(ValueError, match="one process only"):
         recommender.configure_optimizers()
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to")
+def test_sgd_momentum_keeps_one_row_per_item() -> None:
+    recommender = model(sparse=True, optimizer=functools.partial(torch.optim.SGD, lr=0.01))
+    optimizer = recommender.configure_optimizers()
+    optimizer.param_groups[0]["momentum"] = 0.9
+    for _ in range(30):
+        optimizer.zero_grad()
+        recommender.training_step(batch(), 0).backward()
+        recommender.on_before_optimizer_step(optimizer)  # as Lightning calls it
+        optimizer.step()
+    buffer = optimizer.state[recommender.item_embedding.weight]["momentum_buffer"]
+    # Unmerged, the repeated rows of each step's lookups pile up past the table's 41 rows.
+    assert buffer._nnz() <= 41
+
+
+def test_a_momentum_setting_is_named_when_refused() -> None:
+    from rnnrec.optim.adagrad_momentum import AdagradMomentum
+
+    optimizer = functools.partial(AdagradMomentum, lr=0.05, momentum=0.7)
+    with pytest.raises(ValueError, match="~optimizer.momentum"):
+        model(sparse=True, optimizer=optimizer).configure_optimizers()
